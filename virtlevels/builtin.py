@@ -1,0 +1,24 @@
+"""The core's own registrations, made through the same hooks a third-party plugin uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from virtlevels.plugins import hookimpl
+from virtlevels.registry import Registry
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+
+
+@hookimpl
+def virtlevels_register_commands(registry: Registry) -> None:
+    from virtlevels.cli.core_commands import COMMANDS
+
+    for command in COMMANDS:
+        registry.add_command(command)
+
+
+@hookimpl
+def virtlevels_register_cost_profiles(registry: Registry) -> None:
+    for path in sorted(PROFILES_DIR.glob("*.toml")):
+        registry.add_cost_profile(path.stem, path)

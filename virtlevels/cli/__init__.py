@@ -1,0 +1,1 @@
+"""The ``virtlevels`` command line (argparse; subcommands come from the plugin registry)."""
