@@ -195,3 +195,53 @@ def test_import_virtlevels_loads_no_plugin_module() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout
+
+
+def test_every_registration_hook_fills_the_registry(bare_world: World, tmp_path) -> None:
+    from virtlevels.registry import Exercise, IsaExtension
+    from virtlevels.taxonomy import BackendInfo
+
+    profile = tmp_path / "tiny.toml"
+    profile.write_text("# empty\n")
+
+    class Backend:
+        info = BackendInfo("toy-hv", "hardware", techniques=["full emulation"], keeps=["equivalence"])
+
+        def define(self, host: object, spec: object) -> object:
+            return None
+
+    class Everything:
+        @virtlevels.hookimpl
+        def virtlevels_register_backends(self, registry: Registry) -> None:
+            registry.add_backend(Backend())
+
+        @virtlevels.hookimpl
+        def virtlevels_register_cost_profiles(self, registry: Registry) -> None:
+            registry.add_cost_profile("tiny", profile)
+
+        @virtlevels.hookimpl
+        def virtlevels_register_isa_extensions(self, registry: Registry) -> None:
+            registry.add_isa_extension(IsaExtension("toy-ext", "adds nothing", lambda table: None))
+
+        @virtlevels.hookimpl
+        def virtlevels_register_exercises(self, registry: Registry) -> None:
+            registry.add_exercise(Exercise("toy", "hardware", "adds", lambda s: s, lambda s: s + 1))
+
+    bare_world.register_plugin(Everything(), "everything")
+    reg = bare_world.registry
+    assert reg.backends["toy-hv"].info.level.value == "hardware"
+    assert reg.cost_profiles["tiny"] == profile
+    assert "toy-ext" in reg.isa_extensions
+    assert reg.exercises["toy"].solve(1) == 2
+    assert {e.name for e in reg.by_plugin("everything")} == {"toy-hv", "tiny", "toy-ext", "toy"}
+
+
+def test_backend_without_info_is_rejected(bare_world: World) -> None:
+    class NoInfo:
+        @virtlevels.hookimpl
+        def virtlevels_register_backends(self, registry: Registry) -> None:
+            registry.add_backend(object())  # type: ignore[arg-type]
+
+    bare_world.register_plugin(NoInfo(), "noinfo")
+    assert bare_world.registry.backends == {}
+    assert "without a BackendInfo" in bare_world.plugins.failures[0].error
