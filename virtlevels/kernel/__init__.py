@@ -1,0 +1,1 @@
+"""The simulated Linux-like kernel: processes, system calls, scheduler, VFS, namespaces, cgroups."""

@@ -1,0 +1,91 @@
+"""Linux errno values (include/uapi/asm-generic/errno-base.h and errno.h).
+
+System calls return ``-errno`` on failure, as the Linux RISC-V ABI does (the C library turns
+that into ``errno``). :class:`KernelError` carries one through kernel code to the syscall exit.
+"""
+
+from __future__ import annotations
+
+EPERM = 1
+ENOENT = 2
+ESRCH = 3
+EINTR = 4
+EIO = 5
+ENXIO = 6
+E2BIG = 7
+ENOEXEC = 8
+EBADF = 9
+ECHILD = 10
+EAGAIN = 11
+ENOMEM = 12
+EACCES = 13
+EFAULT = 14
+ENOTBLK = 15
+EBUSY = 16
+EEXIST = 17
+EXDEV = 18
+ENODEV = 19
+ENOTDIR = 20
+EISDIR = 21
+EINVAL = 22
+ENFILE = 23
+EMFILE = 24
+ENOTTY = 25
+ETXTBSY = 26
+EFBIG = 27
+ENOSPC = 28
+ESPIPE = 29
+EROFS = 30
+EMLINK = 31
+EPIPE = 32
+EDOM = 33
+ERANGE = 34
+EDEADLK = 35
+ENAMETOOLONG = 36
+ENOLCK = 37
+ENOSYS = 38
+ENOTEMPTY = 39
+ELOOP = 40
+ENOMSG = 42
+EIDRM = 43
+ENOSTR = 60
+ENODATA = 61
+ETIME = 62
+EOVERFLOW = 75
+EBADFD = 77
+ENOTSOCK = 88
+EDESTADDRREQ = 89
+EMSGSIZE = 90
+EPROTOTYPE = 91
+ENOPROTOOPT = 92
+EPROTONOSUPPORT = 93
+EOPNOTSUPP = 95
+EAFNOSUPPORT = 97
+EADDRINUSE = 98
+EADDRNOTAVAIL = 99
+ENETDOWN = 100
+ENETUNREACH = 101
+ECONNABORTED = 103
+ECONNRESET = 104
+ENOBUFS = 105
+EISCONN = 106
+ENOTCONN = 107
+ETIMEDOUT = 110
+ECONNREFUSED = 111
+EHOSTUNREACH = 113
+EALREADY = 114
+EINPROGRESS = 115
+
+NAMES: dict[int, str] = {v: k for k, v in globals().items() if k.startswith("E") and isinstance(v, int)}
+
+
+class KernelError(Exception):
+    """A system call's failure: ``errno`` is the positive Linux value."""
+
+    def __init__(self, errno: int, message: str = "") -> None:
+        super().__init__(f"{NAMES.get(errno, errno)}: {message}" if message else NAMES.get(errno, str(errno)))
+        self.errno = errno
+
+
+def name(errno: int) -> str:
+    return NAMES.get(errno, f"E?{errno}")
