@@ -13,8 +13,9 @@ PROFILES_DIR = Path(__file__).parent / "profiles"
 @hookimpl
 def virtlevels_register_commands(registry: Registry) -> None:
     from virtlevels.cli.core_commands import COMMANDS
+    from virtlevels.machine.cli import COMMANDS as MACHINE_COMMANDS
 
-    for command in COMMANDS:
+    for command in COMMANDS + MACHINE_COMMANDS:
         registry.add_command(command)
 
 
