@@ -20,6 +20,9 @@ from typing import Any
 
 import attrs
 
+from virtlevels.machine.isa.csr_names import CSR_NAMES as _SHARED_CSR_NAMES
+from virtlevels.machine.isa.csr_names import CSRS as _SHARED_CSRS
+
 M32 = 0xFFFFFFFF
 U_MODE, S_MODE, M_MODE = 0, 1, 3
 
@@ -66,50 +69,9 @@ SATP_ASID_MASK = 0x1FF
 SATP_PPN_MASK = 0x3FFFFF
 
 # -- CSR numbers (Priv 2.2, tables 2.2-2.6) ----------------------------------------------------
-CSR_NAMES: dict[int, str] = {
-    # Unprivileged counters/timers
-    0xC00: "cycle", 0xC01: "time", 0xC02: "instret",
-    0xC80: "cycleh", 0xC81: "timeh", 0xC82: "instreth",
-    # Supervisor
-    0x100: "sstatus", 0x104: "sie", 0x105: "stvec", 0x106: "scounteren", 0x10A: "senvcfg",
-    0x140: "sscratch", 0x141: "sepc", 0x142: "scause", 0x143: "stval", 0x144: "sip",
-    0x180: "satp", 0x5A8: "scontext",
-    # Hypervisor (names only: the H extension is issue 5)
-    0x600: "hstatus", 0x602: "hedeleg", 0x603: "hideleg", 0x604: "hie", 0x606: "hcounteren",
-    0x607: "hgeie", 0x643: "htval", 0x644: "hip", 0x645: "hvip", 0x64A: "htinst", 0xE12: "hgeip",
-    0x60A: "henvcfg", 0x61A: "henvcfgh", 0x680: "hgatp", 0x6A8: "hcontext", 0x605: "htimedelta",
-    0x615: "htimedeltah", 0x200: "vsstatus", 0x204: "vsie", 0x205: "vstvec", 0x240: "vsscratch",
-    0x241: "vsepc", 0x242: "vscause", 0x243: "vstval", 0x244: "vsip", 0x280: "vsatp",
-    # Machine information
-    0xF11: "mvendorid", 0xF12: "marchid", 0xF13: "mimpid", 0xF14: "mhartid", 0xF15: "mconfigptr",
-    # Machine trap setup
-    0x300: "mstatus", 0x301: "misa", 0x302: "medeleg", 0x303: "mideleg", 0x304: "mie",
-    0x305: "mtvec", 0x306: "mcounteren", 0x310: "mstatush",
-    # Machine trap handling
-    0x340: "mscratch", 0x341: "mepc", 0x342: "mcause", 0x343: "mtval", 0x344: "mip",
-    0x34A: "mtinst", 0x34B: "mtval2",
-    # Machine configuration
-    0x30A: "menvcfg", 0x31A: "menvcfgh", 0x747: "mseccfg", 0x757: "mseccfgh",
-    # Machine counters
-    0xB00: "mcycle", 0xB02: "minstret", 0xB80: "mcycleh", 0xB82: "minstreth",
-    0x320: "mcountinhibit",
-    # Debug/trace (names only)
-    0x7A0: "tselect", 0x7A1: "tdata1", 0x7A2: "tdata2", 0x7A3: "tdata3", 0x7A8: "mcontext",
-    0x7B0: "dcsr", 0x7B1: "dpc", 0x7B2: "dscratch0", 0x7B3: "dscratch1",
-}  # fmt: skip
-for _n in range(4):
-    CSR_NAMES[0x3A0 + _n] = f"pmpcfg{_n}"
-for _n in range(16):
-    CSR_NAMES[0x3B0 + _n] = f"pmpaddr{_n}"
-for _n in range(3, 32):
-    CSR_NAMES[0xC00 + _n] = f"hpmcounter{_n}"
-    CSR_NAMES[0xC80 + _n] = f"hpmcounter{_n}h"
-    CSR_NAMES[0xB00 + _n] = f"mhpmcounter{_n}"
-    CSR_NAMES[0xB80 + _n] = f"mhpmcounter{_n}h"
-    CSR_NAMES[0x320 + _n] = f"mhpmevent{_n}"
-del _n
-
-CSR_BY_NAME: dict[str, int] = {name: num for num, name in CSR_NAMES.items()}
+# One name table for the machine, the assembler and the disassembler. Copies: define() adds to them.
+CSR_NAMES: dict[int, str] = dict(_SHARED_CSR_NAMES)
+CSR_BY_NAME: dict[str, int] = dict(_SHARED_CSRS)
 
 # The user-level counters (innocuous for Popek-Goldberg when enabled): cycle, time, instret, hpm*.
 USER_COUNTERS = frozenset(range(0xC00, 0xC20)) | frozenset(range(0xC80, 0xCA0))
