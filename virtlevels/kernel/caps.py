@@ -84,8 +84,13 @@ def capset_names(mask: int) -> list[str]:
 class UserNamespaceLike(Protocol):
     """What the capability rules need of a user namespace."""
 
-    parent: UserNamespaceLike | None
-    owner: int  # the effective uid (in the parent's view, i.e. a kernel uid) of its creator
+    @property
+    def parent(self) -> UserNamespaceLike | None: ...
+
+    @property
+    def owner(self) -> int:
+        """The effective uid (a kernel uid) of the namespace's creator."""
+        ...
 
 
 class CredsLike(Protocol):
