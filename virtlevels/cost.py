@@ -53,6 +53,8 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "timer_event": 0,
     },
     "clock": {"timebase_divisor": _REQUIRED, "quantum": _REQUIRED},
+    # The simulated kernel's own work per operation; shipped profiles cite their figures.
+    "kernel": {"syscall": 150, "context_switch": 2000, "page_fault": 1000, "fork": 25000, "exec": 50000},
 }
 
 

@@ -13,8 +13,8 @@ import posixpath
 from collections.abc import Callable
 from typing import Any
 
-from virtlevels.cost import CostModel, load_profile, register_cost_keys
-from virtlevels.errors import ConfigError, VirtlevelsError
+from virtlevels.cost import CostModel, load_profile
+from virtlevels.errors import VirtlevelsError
 from virtlevels.kernel import signals
 from virtlevels.kernel.caps import CAP_KILL, CAP_SYS_ADMIN, CAP_SYS_RESOURCE
 from virtlevels.kernel.cgroup import cpu as cgcpu
@@ -74,20 +74,8 @@ CLONE_PARENT_SETTID = 0x00100000
 CLONE_CHILD_CLEARTID = 0x00200000
 CLONE_CHILD_SETTID = 0x01000000
 
-#: Cost keys the kernel reads from the profile's [kernel] section (defaults when a profile lacks them).
-KERNEL_COST_DEFAULTS: dict[str, int] = {
-    # approximation: ~150 cycles for a null system call's direct cost (Soares & Stumm, FlexSC, OSDI 2010)
-    "syscall": 150,
-    # approximation: ~2 us per context switch incl. TLB effects (Li, Ding & Shen, ExpCS 2007) at 1 GHz
-    "context_switch": 2000,
-    # approximation: a minor fault that zero-fills a page, ~1 us
-    "page_fault": 1000,
-    # approximation: fork of a small process (~25 us on Linux for a tiny address space)
-    "fork": 25000,
-    # approximation: execve of a small static program (~50 us)
-    "exec": 50000,
-}
-register_cost_keys("kernel", KERNEL_COST_DEFAULTS)
+#: The cost keys the kernel reads, from the profile's [kernel] section (defaults in virtlevels.cost).
+KERNEL_COST_KEYS: tuple[str, ...] = ("syscall", "context_switch", "page_fault", "fork", "exec")
 
 SCRIPT_MAGIC = b"#!scripted "
 ELF_MAGIC = b"\x7fELF"
@@ -180,10 +168,7 @@ class Kernel:
 
     # -- time and cost -----------------------------------------------------------------------------
     def _cost(self, key: str) -> int:
-        try:
-            return int(self.cost.get("kernel", key))
-        except ConfigError:
-            return KERNEL_COST_DEFAULTS[key]
+        return int(self.cost.get("kernel", key))
 
     def now_ns(self) -> int:
         """Simulated time in ns (CLOCK_MONOTONIC of the initial time namespace)."""
