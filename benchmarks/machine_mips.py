@@ -7,7 +7,7 @@ Workloads:
   (c) a C program (sieve, insertion sort, CRC-32) built with riscv64-unknown-elf-gcc, when present.
 
 Each row is run through ``PhysicalMachine.run`` (so the machine's per-quantum bookkeeping is
-included) with the default profile (quantum 100) and with the quantum raised to 10000, which
+included) with the default profile (quantum 1000) and with the quantum raised to 10000, which
 shows the engine's own speed. The best of three timings is reported. Wall-clock numbers are for
 reading, never for tests.
 """
@@ -223,7 +223,7 @@ def main() -> None:
         if image is None:
             print(f"{name:36} skipped: riscv64-unknown-elf-gcc not found")
             continue
-        for quantum in (100, 10_000):
+        for quantum in (load_profile("default").quantum, 10_000):
             i_mips, _n, _s = measure(image, "interp", quantum, interp_n, repeat)
             f_mips, _n, _s = measure(image, "fast", quantum, fast_n, repeat)
             print(f"{name:36} {quantum:>7} {i_mips:>12.2f} {f_mips:>10.2f} {f_mips / i_mips:>7.1f}x")

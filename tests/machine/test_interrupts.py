@@ -110,7 +110,7 @@ def test_one_hart_wakes_another_with_an_ipi() -> None:
     m = PhysicalMachine(num_harts=2)
     m.load(image({RAM_BASE: entry, RAM_BASE + 0x14: hart0, RAM_BASE + 0x100: hart1}))
     assert [h.x[10] for h in m.harts] == [0, 1]  # a0 = hartid
-    m.run(max_instructions=1000)
+    m.run(max_instructions=5000)  # two quanta: hart 1 runs after hart 0
     assert m.harts[1].x[7] == 1
     assert m.harts[1].trap_count == 0  # MIE was 0: WFI resumed without taking the interrupt
 

@@ -170,7 +170,11 @@ def _run_program(args: argparse.Namespace) -> int:
 
 
 def _stdout_echo(data: bytes) -> None:
-    sys.stdout.buffer.write(data)
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is not None:
+        buffer.write(data)
+    else:  # stdout replaced by a text stream (tests, notebooks)
+        sys.stdout.write(data.decode("utf-8", "replace"))
     sys.stdout.flush()
 
 

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from virtlevels.errors import VirtlevelsError
+from virtlevels.machine import privops
 from virtlevels.machine.bus import BusError
 from virtlevels.machine.csr import (
     MEIP,
@@ -42,6 +44,7 @@ from virtlevels.machine.csr import (
     MSTATUS_SIE,
     MSTATUS_SPIE,
     MSTATUS_SPP,
+    MENVCFGH_STCE,
     MTIP,
     SATP_MODE,
     SEIP,
@@ -75,6 +78,11 @@ PRIV_NAMES = {U_MODE: "user", S_MODE: "supervisor", M_MODE: "machine"}
 _INTERRUPT_ORDER = ((MEIP, 11), (MSIP, 3), (MTIP, 7), (SEIP, 9), (SSIP, 1), (STIP, 5))
 
 Caches = tuple[dict[int, memoryview], dict[int, Page], dict[int, Page]]
+
+
+class PrivilegedInstructionError(VirtlevelsError):
+    """An instruction run with :meth:`Hart.execute` trapped and nothing completed it (no handler
+    emulated it and came back to the next instruction): a bug in the Python code that ran it."""
 
 
 @attrs.define(eq=False)
@@ -258,7 +266,7 @@ class Hart:
             raise Trap(ACCESS_FAULT_CAUSE[STORE], va) from None
         if mmio:
             self.mmio_count += 1
-            if machine.exit_requested:
+            if machine.exit_requested or machine.quantum_break:
                 raise HaltRequest()
 
     # -- A extension --------------------------------------------------------------------------
@@ -310,7 +318,7 @@ class Hart:
             raise Trap(ACCESS_FAULT_CAUSE[STORE], va) from None
         if mmio:
             self.mmio_count += 2
-            if machine.exit_requested:
+            if machine.exit_requested or machine.quantum_break:
                 raise HaltRequest()
         return old
 
@@ -416,9 +424,13 @@ class Hart:
                 machine=self.machine, hart_id=self.id, cause=cause, tval=tval & M32, epc=epc,
                 from_priv=from_priv, to_priv=to_priv, interrupt=interrupt,
             )  # fmt: skip
-        tracer = self.machine.tracer
+        machine = self.machine
+        tracer = machine.tracer
         if tracer is not None:
             tracer.trap(self, cause, tval, epc, from_priv, to_priv, interrupt)
+        native = machine.native_entries.get(self.pc)  # a trap vector whose code is Python
+        if native is not None:
+            native(self)
 
     def mret(self) -> int:
         """MRET (Priv 3.3.2): MIE<-MPIE, MPIE<-1, privilege<-MPP, MPP<-U, MPRV<-0 unless returning to M."""
@@ -443,6 +455,68 @@ class Hart:
         self.xret_count += 1
         self.set_priv(new_priv)
         return csr.sepc
+
+    # -- instructions executed by Python code (native handlers, the simulated kernel) -------------
+    def execute(self, word: int, pc: int | None = None) -> None:
+        """Execute ``word`` as if fetched at ``pc`` (default: the current pc): decoded, run, counted
+        and charged exactly as an engine does. If it traps, trap entry happens (which may run a
+        native handler, e.g. a hypervisor's, that emulates it); the instruction then counts as
+        done only if control came back to ``pc + 4``, else :class:`PrivilegedInstructionError`."""
+        if pc is not None:
+            self.pc = pc
+        pc = self.pc
+        machine = self.machine
+        tracer = machine.tracer
+        if tracer is not None:
+            tracer.instruction(self, pc, word)
+        op, ci = machine.table.decode(word)
+        counts = self.counts  # charged to the privilege it ran at (sret/mret change it)
+        try:
+            npc = op(self, self.x, pc)
+        except Trap as trap:
+            self.take_trap(trap.cause, trap.tval)
+            if self.pc != (pc + 4) & M32:
+                raise PrivilegedInstructionError(
+                    f"hart {self.id}: instruction 0x{word:08x} at 0x{pc:08x} trapped "
+                    f"({cause_name(trap.cause)}, tval 0x{trap.tval & M32:08x}) and was not completed"
+                ) from None
+            return
+        counts[ci] += 1
+        self.pc = npc
+
+    def csr_read(self, num: int, pc: int | None = None) -> int:
+        """``csrr`` through a scratch register (see :mod:`virtlevels.machine.privops`)."""
+        return privops.csr_read(self, num, pc)
+
+    def csr_write(self, num: int, value: int, pc: int | None = None) -> None:
+        privops.csr_write(self, num, value, pc)
+
+    def csr_set(self, num: int, bits: int, pc: int | None = None) -> None:
+        privops.csr_set(self, num, bits, pc)
+
+    def csr_clear(self, num: int, bits: int, pc: int | None = None) -> None:
+        privops.csr_clear(self, num, bits, pc)
+
+    def exec_sret(self, pc: int | None = None) -> None:
+        """Execute ``sret`` (the method :meth:`sret` is the instruction's semantics)."""
+        self.execute(privops.SRET, pc)
+
+    def exec_mret(self, pc: int | None = None) -> None:
+        self.execute(privops.MRET, pc)
+
+    def exec_sfence_vma(self, vaddr: int | None = None, asid: int | None = None, pc: int | None = None) -> None:
+        privops.sfence_vma(self, vaddr, asid, pc)
+
+    def exec_wfi(self, pc: int | None = None) -> None:
+        self.execute(privops.WFI, pc)
+
+    def stimer_changed(self) -> None:
+        """stimecmp or menvcfg.STCE changed: hand the comparator to the CLINT (Sstc)."""
+        clint = self.machine.clint
+        if clint is None:
+            return
+        csr = self.csr
+        clint.set_stimecmp(self.id, csr.stimecmp if csr.menvcfgh & MENVCFGH_STCE else None)
 
     # -- interrupts ---------------------------------------------------------------------------
     def pending_interrupt(self) -> int | None:
@@ -485,6 +559,9 @@ class Hart:
             csr.mip_hw |= bit
             if csr.mie & bit:
                 self.wfi = False
+                # A device store that raised an enabled interrupt ends the quantum after it retires,
+                # so the interrupt is taken at the next instruction boundary, not a quantum later.
+                self.machine.quantum_break = True
         else:
             csr.mip_hw &= ~bit
 
@@ -541,3 +618,4 @@ class Hart:
         self.mmu.tlb.clear()  # TLB contents are not architectural state: restore invalidates it
         self._cache_sets = {}
         self.set_priv(int(state["priv"]))
+        self.stimer_changed()

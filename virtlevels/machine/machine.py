@@ -27,9 +27,10 @@ from virtlevels.machine.bus import Bus
 from virtlevels.machine.hart import PRIV_NAMES, Hart
 from virtlevels.machine.image import Image
 from virtlevels.machine.isa.table import InstructionTable
-from virtlevels.machine.memmap import CLINT_BASE, RAM_BASE, RAM_SIZE_DEFAULT
+from virtlevels.machine.memmap import CLINT_BASE, NATIVE_BASE, NATIVE_SIZE, RAM_BASE, RAM_SIZE_DEFAULT
 from virtlevels.machine.memory import PAGE_SHIFT, PhysicalMemory
 from virtlevels.machine.mmu import Mmu
+from virtlevels.machine.trap import YieldToHost
 
 if TYPE_CHECKING:
     from virtlevels.machine.engines import Engine
@@ -90,6 +91,8 @@ class MachineHost:
 
     def schedule(self, delay_cycles: int, callback: Callable[[], None]) -> object:
         m = self.machine
+        if m.running_hart is not None:
+            m.quantum_break = True  # the running slice was sized without this event: end it early
         return m.events.schedule(max(m.current_time() + max(0, delay_cycles), m.events.now), callback)
 
     @property
@@ -145,6 +148,7 @@ class PhysicalMachine:
     devices: dict[str, tuple[int, Any]] = attrs.field(factory=dict, init=False)
     node_id: str | None = attrs.field(default=None, init=False)
     exit_requested: bool = attrs.field(default=False, init=False)
+    quantum_break: bool = attrs.field(default=False, init=False)  # end the running slice after this store
     exit_code: int | None = attrs.field(default=None, init=False)
     halt_requested: bool = attrs.field(default=False, init=False)
     watched_pages: dict[int, int] = attrs.field(factory=dict, init=False)  # ppn -> watchers
@@ -157,6 +161,8 @@ class PhysicalMachine:
     idle_cycles: int = attrs.field(default=0, init=False)
     machine_charges: dict[str, int] = attrs.field(factory=dict, init=False)
     clint: Any = attrs.field(default=None, init=False)
+    #: Native code entries: trap-vector address -> Python handler (see add_native_entry).
+    native_entries: dict[int, Callable[[Hart], None]] = attrs.field(factory=dict, init=False)
     _engines: dict[str, Engine] = attrs.field(factory=dict, init=False)
     _trap_observer: Callable[..., None] | None = attrs.field(default=None, init=False)
 
@@ -247,6 +253,49 @@ class PhysicalMachine:
 
     def device(self, name: str) -> Any:
         return self.devices[name][1]
+
+    # -- native code ----------------------------------------------------------------------------
+    def add_native_entry(self, addr: int, handler: Callable[[Hart], None]) -> None:
+        """Make ``addr`` (in the native region, memmap.NATIVE_BASE..) a trap vector whose code is
+        ``handler(hart)``: when trap entry sets pc to ``addr``, the handler runs right after the trap
+        CSRs are written. It runs as that privilege's software, so it changes hardware state only
+        with :meth:`Hart.execute` (``hart.exec_sret()`` to return); engines continue at ``hart.pc``,
+        or the handler raises :class:`~virtlevels.machine.trap.YieldToHost` to give the hart back
+        to the host code running it (:meth:`run_hart`)."""
+        if not NATIVE_BASE <= addr < NATIVE_BASE + NATIVE_SIZE or addr & 3:
+            raise ConfigError(
+                f"native entry 0x{addr:08x} is not a word address in the native region "
+                f"0x{NATIVE_BASE:08x}-0x{NATIVE_BASE + NATIVE_SIZE - 1:08x}"
+            )
+        self.native_entries[addr] = handler
+
+    def remove_native_entry(self, addr: int) -> None:
+        self.native_entries.pop(addr, None)
+
+    # -- the physical-memory port -------------------------------------------------------------
+    # What a kernel's linear map of RAM is: its loads and stores to physical memory (page tables,
+    # frames, copies to and from user pages) are plain memory accesses, not privileged state, so
+    # they need no instruction to trap. Writes go past the watchers (LR reservations, translated
+    # code), as DMA does.
+    def phys_read(self, paddr: int, n: int) -> bytes:
+        """``n`` bytes of RAM at ``paddr`` (ConfigError if the range is not RAM)."""
+        if n and not self.bus.is_plain_ram(paddr, n):
+            raise ConfigError(f"physical read of {n} bytes at 0x{paddr:08x} is not RAM")
+        return self.bus.memory.read_bytes(paddr, n)
+
+    def phys_write(self, paddr: int, data: bytes) -> None:
+        """Write RAM at ``paddr``; stores to watched pages are reported as any store is."""
+        n = len(data)
+        if n and not self.bus.is_plain_ram(paddr, n):
+            raise ConfigError(f"physical write of {n} bytes at 0x{paddr:08x} is not RAM")
+        watched = self.watched_pages
+        if watched:
+            for ppn in range(paddr >> PAGE_SHIFT, ((paddr + max(1, n) - 1) >> PAGE_SHIFT) + 1):
+                if ppn in watched:
+                    lo = max(paddr, ppn << PAGE_SHIFT)
+                    hi = min(paddr + n, (ppn + 1) << PAGE_SHIFT)
+                    self.store_observed(None, lo, hi - lo)
+        self.bus.memory.write_bytes(paddr, data)
 
     # -- loading ------------------------------------------------------------------------------
     def load(self, image: Image) -> None:
@@ -386,6 +435,7 @@ class PhysicalMachine:
         retired0, cat0, cls0, traps0 = self._totals()
         self.halt_requested = False
         quantum = self.cost.quantum
+        min_cost = max(1, min(table_costs))
         remaining = max_instructions
         status = "limit"
         pollers = [d for _b, d in self.devices.values() if callable(getattr(d, "poll_input", None))]
@@ -404,19 +454,29 @@ class PhysicalMachine:
             base = self.events.now
             end = base
             ran = False
+            # A quantum ends early when an event is due (a timer, a device completion), so large
+            # quanta keep interrupts timely, as QEMU's icount mode bounds a slice by the next deadline.
+            due = self.events.peek()
+            slice_ = quantum if due is None else max(1, min(quantum, (due - base) // min_cost))
             for hart in self.harts:
                 if hart.wfi and hart.interrupt_waiting():
                     hart.wfi = False
                 if hart.wfi:
                     continue
-                budget = quantum if remaining is None else min(quantum, remaining)
+                budget = slice_ if remaining is None else min(slice_, remaining)
                 if budget <= 0:
                     break
                 hart.round_base = base
                 hart.round_work = hart.work_cycles()
+                self.quantum_break = False
                 self.running_hart = hart
                 try:
                     steps = eng.run(hart, budget)
+                except YieldToHost:
+                    # A native handler gave the hart back; under run() there is no host scheduler
+                    # to take it, so the run stops here (status "halt").
+                    steps = 1
+                    self.halt_requested = True
                 finally:
                     self.running_hart = None
                 ran = True
@@ -445,6 +505,42 @@ class PhysicalMachine:
             traps={k: v - traps0.get(k, 0) for k, v in traps1.items() if v - traps0.get(k, 0)},
             uart=self.console_output(),
         )
+
+    def run_hart(self, hart: Hart, max_cycles: int, engine: str = "interp") -> int:
+        """Run one hart alone from the current time for at most ``max_cycles`` of its work, or until
+        a native handler raises YieldToHost; returns the cycles its work cost.
+
+        This is the step API for a host that schedules harts itself (a kernel driven by World
+        events): no events run meanwhile, so the timers (CLINT MTIP, Sstc STIP) are polled from the
+        hart's local clock between slices, each slice ending at the next timer deadline."""
+        eng = self.engine(engine)
+        min_cost = max(1, min(hart.class_costs))
+        clint = self.clint
+        hart.round_base = self.events.now
+        start = hart.round_work = hart.work_cycles()
+        self.running_hart = hart
+        try:
+            while not self.exit_requested:
+                used = hart.work_cycles() - start
+                if used >= max_cycles:
+                    break
+                left = max_cycles - used
+                if clint is not None:
+                    due = clint.poll(hart.id)
+                    if due is not None:
+                        left = min(left, max(1, due - hart.local_time()))
+                if hart.wfi:
+                    if not hart.interrupt_waiting():
+                        break  # waiting for an interrupt no timer of this hart will raise
+                    hart.wfi = False
+                self.quantum_break = False
+                eng.run(hart, max(1, left // min_cost))
+        except YieldToHost:
+            pass
+        finally:
+            self.running_hart = None
+            self.quantum_break = False
+        return hart.work_cycles() - start
 
     def console_output(self) -> str:
         """Everything the guest printed on the UART (HTIF console output is routed there too)."""

@@ -174,7 +174,7 @@ class FastEngine:
             hb = self._harts[h] = _HartBlocks()
         blocks = hb.blocks
         done = 0
-        while done < budget and not h.wfi and not machine.exit_requested:
+        while done < budget and not h.wfi and not machine.exit_requested and not machine.quantum_break:
             h.check_interrupts()  # Priv 3.1.9: at the points the interpreter checks
             xget = h.xcache.get  # re-read after every sync point: privilege may have changed
             while done < budget:

@@ -24,7 +24,7 @@ class Interpreter:
         decode = table.decode
         sync = table.sync_index
         done = 0
-        while done < budget and not h.wfi and not machine.exit_requested:
+        while done < budget and not h.wfi and not machine.exit_requested and not machine.quantum_break:
             h.check_interrupts()  # Priv 3.1.9: interrupts are taken between instructions
             # Re-read after every sync point: privilege, translation or caches may have changed.
             x = h.x
@@ -64,7 +64,7 @@ class Interpreter:
         tracer = machine.tracer
         assert tracer is not None
         done = 0
-        while done < budget and not h.wfi and not machine.exit_requested:
+        while done < budget and not h.wfi and not machine.exit_requested and not machine.quantum_break:
             h.check_interrupts()
             pc = h.pc
             ci = 0
