@@ -1,7 +1,8 @@
 """The containers plugin: an OCI runtime (runc's contract, ``config.json``) on the kernel's
 namespaces and cgroup v2.
 
-For now it holds only the configuration edge, :mod:`virtlevels_containers.oci`: schema
-validation, the runtime-support report, the typed spec, bundles and the OCI state and lifecycle.
-The backend and its hooks are wired in once the kernel exists.
+- :mod:`.oci`: the configuration edge (schema validation, support report, typed spec, bundles, state).
+- :mod:`.runtime` and :mod:`.init`: the runtime; every step is a system call of a scripted process.
+- :mod:`.image`, :mod:`.busybox`, :mod:`.engine`: images, the built-in busybox, the docker-like engine.
+- :mod:`.backend`, :mod:`.cli`, :mod:`.plugin`: the backend, the ``runc``/``container`` commands, the hooks.
 """

@@ -116,7 +116,12 @@ class Kernel:
         hz: int = 1_000_000_000,
         slice_ns: int = 3_000_000,
         raise_on_crash: bool = True,
+        engine: str = "interp",
     ) -> None:
+        if world is None and machine is not None:
+            world = machine.world
+        if machine is not None and (world is None or machine.events is not world.events):
+            raise VirtlevelsError("a kernel runs on its machine's World: create the machine with world=")
         self.world = world if world is not None else World(entry_points=False)
         self.machine = machine
         #: The ISA-process support (user mode on a Machine's harts); None for a machine-less kernel.
@@ -165,6 +170,10 @@ class Kernel:
         ncpu = ncpus if ncpus is not None else len(getattr(machine, "harts", ())) or 1
         self.sched = Scheduler([Cpu(i) for i in range(ncpu)], slice_ns=slice_ns)
         self._boot(hostname)
+        if machine is not None:
+            from virtlevels.kernel.hw import HwKernel
+
+            self.isa = HwKernel(self, machine, engine)
 
     # -- time and cost -----------------------------------------------------------------------------
     def _cost(self, key: str) -> int:
@@ -307,11 +316,13 @@ class Kernel:
         parent: Task | None = None,
         name: str | None = None,
         nice: int = 0,
+        stdio: bool = False,
     ) -> Task:
         """Start a process from the host side (as the kernel starts init, or as a runtime does).
 
         ``program`` is a scripted program (function) or a path to exec. The first process becomes
-        pid 1; later ones are children of ``parent`` (default: init). Returns its main task.
+        pid 1; later ones are children of ``parent`` (default: init). With ``stdio``, fds 0, 1 and 2
+        are /dev/console (as init gets them). Returns its main task.
         """
         if parent is None:
             parent = self.init_task if self.processes else None
@@ -329,6 +340,14 @@ class Kernel:
         t.nice = nice
         if cgroup is not None:
             self.cgroups.migrate(t.process, cgroup)
+        if stdio:
+            from virtlevels.kernel.vfs.constants import O_RDWR
+
+            t.fs.task = t
+            con = self.vfs.openat(t.fs, t.creds, "/dev/console", O_RDWR)
+            for _fd in range(3):
+                t.files.install(con.get())
+            con.put()
         if isinstance(program, str):
             self._exec_path(t, program, list(argv) or [program], [])
         else:

@@ -63,6 +63,12 @@ MEDELEG_MASK = sum(1 << c for c in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 15))
 # misa (Priv 3.1.1): MXL=1 (RV32), extensions A, I, M, S, U.
 MISA = (1 << 30) | sum(1 << (ord(c) - ord("A")) for c in "AIMSU")
 
+# Sstc (RISC-V "Sstc" extension v1.0): menvcfg.STCE is bit 63, i.e. bit 31 of menvcfgh on RV32;
+# mcounteren.TM (bit 1) also gates S-mode access to stimecmp.
+MENVCFGH_STCE = 1 << 31
+COUNTEREN_TM = 1 << 1
+M64 = (1 << 64) - 1
+
 SATP_MODE = 1 << 31
 SATP_ASID_SHIFT = 22
 SATP_ASID_MASK = 0x1FF
@@ -113,6 +119,8 @@ class CsrFile:
     mcounteren: int = 0
     scounteren: int = 0
     satp: int = 0
+    menvcfgh: int = 0  # only STCE is implemented (Sstc); the other menvcfg fields read as zero
+    stimecmp: int = M64  # Sstc; 64-bit. Reset value unspecified: "never"
     pmpcfg: list[int] = attrs.field(factory=lambda: [0] * 4)
     pmpaddr: list[int] = attrs.field(factory=lambda: [0] * 16)
     table: dict[int, tuple[Reader, Writer | None]] = attrs.field(factory=dict, repr=False)
@@ -168,7 +176,7 @@ class CsrFile:
         d(0x306, *self._field("mcounteren"))
         d(0x310, zero, ignore)  # mstatush: MBE/SBE are 0 (little-endian only)
         d(0x30A, zero, ignore)  # menvcfg: no optional features
-        d(0x31A, zero, ignore)  # menvcfgh
+        d(0x31A, lambda: self.menvcfgh, self._write_menvcfgh)
         d(0x320, zero, ignore)  # mcountinhibit: counters always count (Priv 3.1.13 allows hardwiring)
         # Trap handling
         d(0x340, *self._field("mscratch"))
@@ -211,6 +219,11 @@ class CsrFile:
         d(0x143, *self._field("stval"))
         d(0x144, lambda: (self.mip_sw | self.mip_hw) & self.mideleg, self._write_sip)
         d(0x180, lambda: self.satp, self._write_satp)
+        # Sstc 1.0: stimecmp/stimecmph (RV32 splits the 64-bit register in two halves).
+        d(0x14D, lambda: self.stimecmp & M32,
+          lambda v: self._write_stimecmp((self.stimecmp & ~M32 & M64) | v))
+        d(0x15D, lambda: self.stimecmp >> 32,
+          lambda v: self._write_stimecmp((self.stimecmp & M32) | (v << 32)))
 
     # -- WARL writers -------------------------------------------------------------------------
     def _write_mstatus(self, v: int) -> None:
@@ -234,7 +247,21 @@ class CsrFile:
 
     def _write_mip(self, v: int) -> None:
         # Priv 3.1.9: SSIP, STIP and SEIP are writable by M-mode; MSIP/MTIP/MEIP come from devices.
-        self.mip_sw = (self.mip_sw & ~MIP_SW_MASK) | (v & MIP_SW_MASK)
+        # Sstc: with STCE=1, STIP is read-only in mip (it reflects time >= stimecmp).
+        mask = MIP_SW_MASK & ~STIP if self.menvcfgh & MENVCFGH_STCE else MIP_SW_MASK
+        self.mip_sw = (self.mip_sw & ~mask) | (v & mask)
+
+    def _write_menvcfgh(self, v: int) -> None:
+        old = self.menvcfgh
+        self.menvcfgh = v & MENVCFGH_STCE  # WARL: the other fields are not implemented
+        if (old ^ self.menvcfgh) & MENVCFGH_STCE:
+            if self.menvcfgh:
+                self.mip_sw &= ~STIP  # the comparator now owns STIP
+            self.hart.stimer_changed()
+
+    def _write_stimecmp(self, v: int) -> None:
+        self.stimecmp = v & M64
+        self.hart.stimer_changed()
 
     def _write_sie(self, v: int) -> None:
         # Priv 4.1.3: bits of interrupts not delegated to S are read-only zero in sie.
@@ -268,6 +295,9 @@ class CsrFile:
                 return False
         if num == 0x180 and priv == S_MODE and self.mstatus & MSTATUS_TVM:
             return False  # Priv 3.1.6.5: TVM traps satp accesses in S-mode
+        if (num == 0x14D or num == 0x15D) and priv < M_MODE:
+            # Sstc: below M, stimecmp needs menvcfg.STCE and mcounteren.TM.
+            return bool(self.menvcfgh & MENVCFGH_STCE and self.mcounteren & COUNTEREN_TM)
         return True
 
     def read(self, num: int) -> int:
@@ -288,6 +318,8 @@ class CsrFile:
         state: dict[str, Any] = {f: getattr(self, f) for f in self.STATE_FIELDS}
         state["pmpcfg"] = list(self.pmpcfg)
         state["pmpaddr"] = list(self.pmpaddr)
+        state["menvcfgh"] = self.menvcfgh
+        state["stimecmp"] = self.stimecmp
         return state
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -295,3 +327,5 @@ class CsrFile:
             setattr(self, f, int(state[f]))
         self.pmpcfg = [int(v) for v in state["pmpcfg"]]
         self.pmpaddr = [int(v) for v in state["pmpaddr"]]
+        self.menvcfgh = int(state.get("menvcfgh", 0))  # absent from snapshots taken before Sstc
+        self.stimecmp = int(state.get("stimecmp", M64))

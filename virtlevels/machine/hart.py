@@ -35,6 +35,7 @@ from virtlevels.machine import privops
 from virtlevels.machine.bus import BusError
 from virtlevels.machine.csr import (
     MEIP,
+    MENVCFGH_STCE,
     MSIP,
     MSTATUS_MIE,
     MSTATUS_MPIE,
@@ -44,7 +45,6 @@ from virtlevels.machine.csr import (
     MSTATUS_SIE,
     MSTATUS_SPIE,
     MSTATUS_SPP,
-    MENVCFGH_STCE,
     MTIP,
     SATP_MODE,
     SEIP,
@@ -504,7 +504,9 @@ class Hart:
     def exec_mret(self, pc: int | None = None) -> None:
         self.execute(privops.MRET, pc)
 
-    def exec_sfence_vma(self, vaddr: int | None = None, asid: int | None = None, pc: int | None = None) -> None:
+    def exec_sfence_vma(
+        self, vaddr: int | None = None, asid: int | None = None, pc: int | None = None
+    ) -> None:
         privops.sfence_vma(self, vaddr, asid, pc)
 
     def exec_wfi(self, pc: int | None = None) -> None:

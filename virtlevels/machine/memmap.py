@@ -25,6 +25,13 @@ NIC_BASE = 0x1000_2000
 NIC_SIZE = 0x1000
 RAM_BASE = 0x8000_0000
 RAM_SIZE_DEFAULT = 128 * 1024 * 1024
+# Native code: addresses whose "code" is a Python handler (a kernel's or hypervisor's trap entry),
+# registered with ``PhysicalMachine.add_native_entry``. Nothing is mapped here (no RAM, no device),
+# so fetching from it faults; trap entry that lands on a registered address calls the handler
+# instead. The top 64 KiB, which is above RAM and the devices, and which an Sv32 kernel keeps out
+# of every user page table (RV32 Linux's TASK_SIZE ends at 0x8000_0000).
+NATIVE_BASE = 0xFFFF_0000
+NATIVE_SIZE = 0x0001_0000
 
 # PLIC interrupt source numbers, as QEMU virt numbers them (UART0 = 10, virtio slots from 1).
 UART_IRQ = 10
@@ -43,7 +50,7 @@ class Region:
 
 MEMORY_MAP: tuple[Region, ...] = (
     Region("test-finisher", TEST_FINISHER_BASE, TEST_FINISHER_SIZE, None,
-           "write 0x5555 pass, (code<<16)|0x3333 fail"),
+           "write 0x5555 pass, (code<<16) \\| 0x3333 fail"),
     Region("clint", CLINT_BASE, CLINT_SIZE, None,
            "msip +0x0, mtimecmp +0x4000, mtime +0xBFF8 (SiFive layout)"),
     Region("plic", PLIC_BASE, PLIC_SIZE, None, "platform-level interrupt controller"),
@@ -51,6 +58,8 @@ MEMORY_MAP: tuple[Region, ...] = (
     Region("block", BLOCK_BASE, BLOCK_SIZE, BLOCK_IRQ, "block device"),
     Region("nic", NIC_BASE, NIC_SIZE, NIC_IRQ, "network interface"),
     Region("ram", RAM_BASE, RAM_SIZE_DEFAULT, None, "sparse DRAM (size configurable)"),
+    Region("native", NATIVE_BASE, NATIVE_SIZE, None,
+           "native code entries: trap vectors handled by Python (no memory)"),
 )
 
 

@@ -78,3 +78,14 @@ class Trap(Exception):  # noqa: N818 - a control-flow signal, not an error
 
 class HaltRequest(Exception):  # noqa: N818 - control-flow signal
     """Raised after an MMIO store asked the machine to stop (HTIF, test finisher); the store retired."""
+
+
+class YieldToHost(Exception):  # noqa: N818 - control-flow signal
+    """Raised by a native trap handler (see ``PhysicalMachine.add_native_entry``) to hand the hart
+    back to the host code that is running it (``PhysicalMachine.run_hart``: a kernel's scheduler).
+
+    It unwinds the engine the way a kernel's trap entry switches to its own stack: the handler has
+    already saved what it needs, the hart stays where trap entry put it (at the native vector, in
+    the handler's privilege), and whoever resumes it later does so with privileged instructions
+    (``sret``) as usual. Engines need no code for it: it passes through them like any exception.
+    """

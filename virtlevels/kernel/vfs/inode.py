@@ -216,7 +216,7 @@ class FileSystem:
         """Make a non-directory, non-symlink node (regular file, FIFO, device: vfs_create/mknod)."""
         raise KernelError(EPERM, f"{self.name} cannot create files")
 
-    def mkdir(self, dir_: Dentry, name: str, mode: int, uid: int, gid: int) -> Dentry:
+    def mkdir(self, dir_: Dentry, name: str, mode: int, uid: int, gid: int, caller: Any = None) -> Dentry:
         raise KernelError(EPERM, f"{self.name} cannot create directories")
 
     def symlink(self, dir_: Dentry, name: str, target: str, uid: int, gid: int) -> Dentry:
@@ -228,7 +228,7 @@ class FileSystem:
     def unlink(self, dir_: Dentry, child: Dentry) -> None:
         raise KernelError(EPERM, f"{self.name} cannot remove files")
 
-    def rmdir(self, dir_: Dentry, child: Dentry) -> None:
+    def rmdir(self, dir_: Dentry, child: Dentry, caller: Any = None) -> None:
         raise KernelError(EPERM, f"{self.name} cannot remove directories")
 
     def is_empty_dir(self, dentry: Dentry) -> bool:

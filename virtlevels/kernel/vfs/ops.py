@@ -388,7 +388,7 @@ class Vfs:
         self._may_create(fs, creds, par.dir)
         gid, sgid = self._new_owner(creds, par.dir.dentry.inode)
         m = (mode & ~fs.umask & 0o1777) | sgid
-        par.dir.dentry.sb.fs.mkdir(par.dir.dentry, par.last, m, creds.fsuid, gid)
+        par.dir.dentry.sb.fs.mkdir(par.dir.dentry, par.last, m, creds.fsuid, gid, caller=fs.task)
 
     def mknodat(self, fs: FsContext, creds: Credentials, path: str, mode: int, dev: int = 0,
                 dirfd: OpenFile | None = None) -> None:
@@ -485,7 +485,7 @@ class Vfs:
             raise KernelError(EBUSY, f"{path!r} is a mount point")
         if not d.sb.fs.is_empty_dir(d):
             raise KernelError(ENOTEMPTY, path)
-        par.dir.dentry.sb.fs.rmdir(par.dir.dentry, d)
+        par.dir.dentry.sb.fs.rmdir(par.dir.dentry, d, caller=fs.task)
 
     def _maybe_evict(self, inode: Inode) -> None:
         if inode.nlink <= 0 and inode.open_count <= 0:

@@ -205,7 +205,7 @@ class OverlayFS(FileSystem):
         self._clear_whiteout(pu, name)
         return self._new(dir_, name, _fs(pu).create(pu, name, mode, uid, gid, rdev))
 
-    def mkdir(self, dir_: Dentry, name: str, mode: int, uid: int, gid: int) -> Dentry:
+    def mkdir(self, dir_: Dentry, name: str, mode: int, uid: int, gid: int, caller: Any = None) -> Dentry:
         self._need_upper()
         pu = self.copy_up(dir_)
         hid_lower = self._clear_whiteout(pu, name) or self._lower_has(dir_, name)
@@ -257,7 +257,7 @@ class OverlayFS(FileSystem):
     def unlink(self, dir_: Dentry, child: Dentry) -> None:
         self._remove(dir_, child)
 
-    def rmdir(self, dir_: Dentry, child: Dentry) -> None:
+    def rmdir(self, dir_: Dentry, child: Dentry, caller: Any = None) -> None:
         self._remove(dir_, child)
 
     def rename(self, old_dir: Dentry, old: Dentry, new_dir: Dentry, new_name: str, flags: int) -> None:

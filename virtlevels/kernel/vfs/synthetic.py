@@ -124,21 +124,21 @@ class SyntheticFS(FileSystem):
                 out.append((name, d.inode.ino, d.inode.dtype))
         return out
 
-    def mkdir(self, dir_: Dentry, name: str, mode: int, uid: int, gid: int) -> Dentry:
+    def mkdir(self, dir_: Dentry, name: str, mode: int, uid: int, gid: int, caller: Any = None) -> Dentry:
         node = dir_.fsdata
         if not isinstance(node, SynDir) or node.mkdir is None:
             raise KernelError(EPERM, f"{self.name}: cannot create directories here")
-        node.mkdir(None, name, mode)
-        d = self.lookup(dir_, name)
+        node.mkdir(caller, name, mode)  # the caller's credentials decide (cgroup mkdir)
+        d = self.lookup(dir_, name, caller)
         if d is None:
             raise KernelError(EPERM, f"{self.name}: mkdir of {name!r} made nothing")
         return d
 
-    def rmdir(self, dir_: Dentry, child: Dentry) -> None:
+    def rmdir(self, dir_: Dentry, child: Dentry, caller: Any = None) -> None:
         node = dir_.fsdata
         if not isinstance(node, SynDir) or node.rmdir is None:
             raise KernelError(EPERM, f"{self.name}: cannot remove directories here")
-        node.rmdir(None, child.name)
+        node.rmdir(caller, child.name)
         dir_.children.pop(child.name, None)
         child.unlinked = True
 

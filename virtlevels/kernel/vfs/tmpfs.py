@@ -82,7 +82,7 @@ class TmpFS(FileSystem):
             inode.data = bytearray()
         return self._add(dir_, name, inode)
 
-    def mkdir(self, dir_: Dentry, name: str, mode: int, uid: int, gid: int) -> Dentry:
+    def mkdir(self, dir_: Dentry, name: str, mode: int, uid: int, gid: int, caller: Any = None) -> Dentry:
         inode = dir_.sb.new_inode(S_IFDIR | (mode & 0o7777), uid, gid)
         inode.nlink = 2
         dir_.inode.nlink += 1  # the child's ".."
@@ -104,7 +104,7 @@ class TmpFS(FileSystem):
         child.inode.touch(c=True)
         self.maybe_evict(child.inode)
 
-    def rmdir(self, dir_: Dentry, child: Dentry) -> None:
+    def rmdir(self, dir_: Dentry, child: Dentry, caller: Any = None) -> None:
         self._drop(dir_, child)
         child.inode.nlink = 0
         dir_.inode.nlink -= 1

@@ -11,6 +11,12 @@ that cycle; the machine runs events between quanta, so a timer interrupt is seen
 quantum of its due time. Priv 3.2.1 describes mtime/mtimecmp; the addresses follow SiFive's
 CLINT and QEMU ``hw/intc/riscv_aclint.c``. Accesses are 32-bit (RV32 reads a 64-bit register
 as two words); narrower accesses use the byte lanes.
+
+Sstc. The CLINT also drives each hart's supervisor timer (the "Sstc" extension v1.0): a hart
+whose menvcfg.STCE is set hands its ``stimecmp`` CSR to :meth:`Clint.set_stimecmp`, and the
+CLINT drives mip.STIP as ``mtime >= stimecmp`` with the same one-event-per-deadline scheme as
+MTIP. :meth:`Clint.poll` re-evaluates both comparators of a hart at its current local time, for
+a host that runs a hart outside the machine's round loop (``PhysicalMachine.run_hart``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from virtlevels.machine.memmap import CLINT_SIZE
 MSIP_BASE = 0x0000
 MTIMECMP_BASE = 0x4000
 MTIME = 0xBFF8
-MSIP_BIT, MTIP_BIT = 3, 7  # mip bit numbers (Priv 3.1.9)
+MSIP_BIT, STIP_BIT, MTIP_BIT = 3, 5, 7  # mip bit numbers (Priv 3.1.9)
 M64 = (1 << 64) - 1
 
 
@@ -41,12 +47,16 @@ class Clint:
     mtimecmp: list[int] = attrs.field(init=False)
     offset: int = 0  # mtime - now // divisor
     _host: InterruptHost | None = attrs.field(default=None, init=False)
+    stimecmp: list[int] = attrs.field(init=False)  # Sstc comparators (M64 while STCE is clear)
     _generation: list[int] = attrs.field(init=False)
+    _sgeneration: list[int] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.msip = [0] * self.harts
         self.mtimecmp = [M64] * self.harts  # "never" until software programs it
+        self.stimecmp = [M64] * self.harts
         self._generation = [0] * self.harts
+        self._sgeneration = [0] * self.harts
 
     def attach(self, host: InterruptHost) -> None:
         self._host = host
@@ -76,6 +86,49 @@ class Clint:
                     self._update_timer(hart)
 
             host.schedule(max(1, at - host.now()), fire)
+
+    # -- Sstc --------------------------------------------------------------------------------
+    def set_stimecmp(self, hart: int, value: int | None) -> None:
+        """A hart's stimecmp changed (``None``: its STCE is clear, STIP is software's again)."""
+        self.stimecmp[hart] = M64 if value is None else value & M64
+        self._update_stimer(hart, value is not None)
+
+    def _update_stimer(self, hart: int, enabled: bool = True) -> None:
+        host = self._host
+        if host is None:
+            return
+        self._sgeneration[hart] += 1
+        cmp = self.stimecmp[hart]
+        due = enabled and self.mtime >= cmp
+        host.set_hart_interrupt(hart, STIP_BIT, due)
+        if not due and cmp != M64:
+            at = (cmp - self.offset) * self.timebase_divisor
+            generation = self._sgeneration[hart]
+
+            def fire() -> None:
+                if self._sgeneration[hart] == generation:
+                    self._update_stimer(hart)
+
+            host.schedule(max(1, at - host.now()), fire)
+
+    def poll(self, hart: int) -> int | None:
+        """Drive ``hart``'s MTIP and STIP from the current time (no events); the machine cycle at
+        which the next of them will rise, if one is armed."""
+        host = self._host
+        if host is None:
+            return None
+        now = self.mtime
+        nxt: int | None = None
+        for cmp, bit in ((self.mtimecmp[hart], MTIP_BIT), (self.stimecmp[hart], STIP_BIT)):
+            if cmp == M64:
+                host.set_hart_interrupt(hart, bit, False)
+                continue
+            due = now >= cmp
+            host.set_hart_interrupt(hart, bit, due)
+            if not due:
+                at = (cmp - self.offset) * self.timebase_divisor
+                nxt = at if nxt is None else min(nxt, at)
+        return nxt
 
     # -- MMIO --------------------------------------------------------------------------------
     def _register(self, offset: int) -> tuple[str, int, int] | None:
@@ -120,6 +173,8 @@ class Clint:
             self.offset = new - now // self.timebase_divisor
             for h in range(self.harts):
                 self._update_timer(h)
+                if self.stimecmp[h] != M64:
+                    self._update_stimer(h)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def reset(self) -> None:
@@ -142,3 +197,5 @@ class Clint:
             for h in range(self.harts):
                 self._host.set_hart_interrupt(h, MSIP_BIT, bool(self.msip[h]))
                 self._update_timer(h)  # re-arms the timer events the old machine had queued
+                if self.stimecmp[h] != M64:  # (stimecmp is hart state: the hart restored it first)
+                    self._update_stimer(h)
