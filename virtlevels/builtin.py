@@ -14,8 +14,9 @@ PROFILES_DIR = Path(__file__).parent / "profiles"
 def virtlevels_register_commands(registry: Registry) -> None:
     from virtlevels.cli.core_commands import COMMANDS
     from virtlevels.machine.cli import COMMANDS as MACHINE_COMMANDS
+    from virtlevels.machine.isa_cli import COMMANDS as ISA_COMMANDS
 
-    for command in COMMANDS + MACHINE_COMMANDS:
+    for command in COMMANDS + MACHINE_COMMANDS + ISA_COMMANDS:
         registry.add_command(command)
 
 
@@ -23,3 +24,10 @@ def virtlevels_register_commands(registry: Registry) -> None:
 def virtlevels_register_cost_profiles(registry: Registry) -> None:
     for path in sorted(PROFILES_DIR.glob("*.toml")):
         registry.add_cost_profile(path.stem, path)
+
+
+@hookimpl
+def virtlevels_register_isa_extensions(registry: Registry) -> None:
+    from virtlevels.machine.isa.x86like import EXTENSION
+
+    registry.add_isa_extension(EXTENSION)  # the x86-like profile: see docs/popek-goldberg.md
