@@ -11,6 +11,13 @@ lowest privilege that may access it; bits [11:10] == 0b11 mark it read-only. An 
 breaks either rule, or names a CSR that does not exist, is an illegal-instruction exception.
 Counters (Zicntr) are further gated by mcounteren/scounteren (Priv 3.1.11), and satp by
 mstatus.TVM (Priv 3.1.6.5).
+
+The H extension (Priv chapter 8) is added by :meth:`CsrFile.enable_hypervisor`: the hypervisor
+and VS CSRs, misa.H, mstatush.MPV/GVA, mtval2/mtinst, and the VS-level interrupt bits; its
+access rules (which accesses are virtual-instruction exceptions, Priv 8.6.1) are
+:meth:`CsrFile.check_access_h`. The VS-level pending bits of hvip are kept in ``mip_sw`` so the
+interrupt check reads one word; GEILEN is 0 (no guest external interrupt lines: hgeip, hgeie,
+hstatus.VGEIN and the SGEI bits read as zero).
 """
 
 from __future__ import annotations
@@ -74,6 +81,39 @@ SATP_ASID_SHIFT = 22
 SATP_ASID_MASK = 0x1FF
 SATP_PPN_MASK = 0x3FFFFF
 
+# -- H extension (Priv chapter 8) -----------------------------------------------------------------
+MISA_H = 1 << 7
+# hstatus (Priv 8.2.1, RV32): VSBE is 0 (little-endian only), VGEIN 0 (GEILEN = 0), no VSXL on RV32.
+HSTATUS_GVA = 1 << 6
+HSTATUS_SPV = 1 << 7
+HSTATUS_SPVP = 1 << 8
+HSTATUS_HU = 1 << 9
+HSTATUS_VTVM = 1 << 20
+HSTATUS_VTW = 1 << 21
+HSTATUS_VTSR = 1 << 22
+HSTATUS_WMASK = (
+    HSTATUS_GVA | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_HU | HSTATUS_VTVM | HSTATUS_VTW | HSTATUS_VTSR
+)
+# mstatush (Priv 8.4, mstatus with H): MPV bit 39 and GVA bit 38 of mstatus, i.e. bits 7 and 6 here.
+MSTATUSH_GVA = 1 << 6
+MSTATUSH_MPV = 1 << 7
+# VS-level interrupts (Priv 8.2.3): VSSIP, VSTIP, VSEIP; SGEIP is bit 12 (read-only zero: GEILEN = 0).
+VSSIP, VSTIP, VSEIP, SGEIP = 1 << 2, 1 << 6, 1 << 10, 1 << 12
+VS_INTS = VSSIP | VSTIP | VSEIP
+# Priv 8.2.2: hedeleg bits 9-11 and 20-23 are read-only zero (those traps never reach VS-mode).
+HEDELEG_MASK = sum(1 << c for c in (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 15))
+# Priv 8.4 (medeleg with H): ecall from VS, the guest-page faults and virtual instruction delegate.
+MEDELEG_H_MASK = MEDELEG_MASK | sum(1 << c for c in (10, 20, 21, 22, 23))
+# hgatp (Priv 8.2, RV32): MODE bit 31 (0 Bare, 1 Sv32x4), VMID bits 28:22 (VMIDLEN = 7), PPN 21:0
+# with PPN[1:0] read-only zero (the Sv32x4 root table is 16 KiB and 16 KiB aligned).
+HGATP_VMID_SHIFT = 22
+HGATP_VMID_MASK = 0x7F
+HGATP_WMASK = SATP_MODE | (HGATP_VMID_MASK << HGATP_VMID_SHIFT) | (SATP_PPN_MASK & ~3)
+# Priv 8.2: with V=1 these supervisor CSR numbers are the VS registers (sstatus -> vsstatus ...).
+VS_SWAP = {0x100: 0x200, 0x104: 0x204, 0x105: 0x205, 0x140: 0x240, 0x141: 0x241, 0x142: 0x242,
+           0x143: 0x243, 0x144: 0x244, 0x180: 0x280}  # fmt: skip
+ILLEGAL, VIRTUAL = 2, 22  # exception causes check_access_h returns
+
 # -- CSR numbers (Priv 2.2, tables 2.2-2.6) ----------------------------------------------------
 # One name table for the machine, the assembler and the disassembler. Copies: define() adds to them.
 CSR_NAMES: dict[int, str] = dict(_SHARED_CSR_NAMES)
@@ -121,6 +161,26 @@ class CsrFile:
     satp: int = 0
     menvcfgh: int = 0  # only STCE is implemented (Sstc); the other menvcfg fields read as zero
     stimecmp: int = M64  # Sstc; 64-bit. Reset value unspecified: "never"
+    # H extension state (Priv chapter 8); meaningful only after enable_hypervisor().
+    hext: bool = False
+    mstatush: int = 0  # MPV and GVA
+    mtval2: int = 0
+    mtinst: int = 0
+    hstatus: int = 0
+    hedeleg: int = 0
+    hideleg: int = 0
+    hcounteren: int = 0
+    htimedelta: int = 0  # 64-bit
+    htval: int = 0
+    htinst: int = 0
+    hgatp: int = 0
+    vsstatus: int = 0
+    vstvec: int = 0
+    vsscratch: int = 0
+    vsepc: int = 0
+    vscause: int = 0
+    vstval: int = 0
+    vsatp: int = 0
     pmpcfg: list[int] = attrs.field(factory=lambda: [0] * 4)
     pmpaddr: list[int] = attrs.field(factory=lambda: [0] * 16)
     table: dict[int, tuple[Reader, Writer | None]] = attrs.field(factory=dict, repr=False)
@@ -277,6 +337,147 @@ class CsrFile:
         self.satp = v & M32
         self.hart.context_changed()
 
+    # -- H extension --------------------------------------------------------------------------
+    def enable_hypervisor(self) -> None:
+        """Add the H extension's registers (Priv 8.2) and make misa.H read as 1."""
+        if self.hext:
+            return
+        self.hext = True
+        d = self.define
+        h = self.hart
+        zero: Reader = lambda: 0  # noqa: E731
+        ignore: Writer = lambda v: None  # noqa: E731
+        # Priv 8.4 (mideleg): with H, mideleg bits of the VS-level interrupts are read-only one.
+        self.mideleg |= VS_INTS
+        d(0x301, lambda: MISA | MISA_H, ignore)
+        d(0x302, *self._field("medeleg", MEDELEG_H_MASK))
+        d(0x303, lambda: self.mideleg, lambda v: setattr(self, "mideleg", (v & MIDELEG_MASK) | VS_INTS))
+        d(0x304, *self._field("mie", MIE_MASK | VS_INTS))
+        d(0x344, lambda: self.mip_sw | self.mip_hw, self._write_mip_h)
+        d(0x310, lambda: self.mstatush, self._write_mstatush)
+        # Priv 8.2.3: the VS-level bits are seen through hip/hie, not sip/sie (read-only zero there).
+        d(0x104, lambda: self.mie & self.mideleg & ~VS_INTS, self._write_sie)
+        d(0x144, lambda: (self.mip_sw | self.mip_hw) & self.mideleg & ~VS_INTS, self._write_sip)
+        d(0x34A, *self._field("mtinst"))  # no name: binutils 2.40 prints these two as numbers
+        d(0x34B, *self._field("mtval2"))
+        # Hypervisor CSRs (Priv 8.2)
+        d(0x600, lambda: self.hstatus, lambda v: setattr(self, "hstatus", v & HSTATUS_WMASK))
+        d(0x602, *self._field("hedeleg", HEDELEG_MASK))
+        d(0x603, *self._field("hideleg", VS_INTS))
+        d(0x604, lambda: self.mie & VS_INTS, self._write_hie)  # hie: the VS bits of mie (SGEIE is 0)
+        d(0x605, lambda: self.htimedelta & M32,
+          lambda v: setattr(self, "htimedelta", (self.htimedelta & ~M32 & M64) | v))
+        d(0x615, lambda: self.htimedelta >> 32,
+          lambda v: setattr(self, "htimedelta", (self.htimedelta & M32) | (v << 32)))
+        d(0x606, *self._field("hcounteren"))
+        d(0x607, zero, ignore)  # hgeie: GEILEN = 0
+        d(0x60A, zero, ignore)  # henvcfg: no optional features (so VS-mode has no stimecmp)
+        d(0x61A, zero, ignore)  # henvcfgh
+        d(0x643, *self._field("htval"))
+        d(0x644, lambda: (self.mip_sw | self.mip_hw) & VS_INTS, self._write_hip)
+        d(0x645, lambda: self.mip_sw & VS_INTS, self._write_hvip)
+        d(0x64A, *self._field("htinst"))
+        d(0x680, lambda: self.hgatp, self._write_hgatp)
+        d(0xE12, zero)  # hgeip: read-only, GEILEN = 0
+        # Virtual supervisor CSRs (Priv 8.2): what s* CSR numbers reach when V=1.
+        d(0x200, lambda: self.vsstatus, self._write_vsstatus)
+        d(0x204, lambda: (self.mie & self.hideleg) >> 1, self._write_vsie)
+        d(0x205, lambda: self.vstvec, lambda v: self._write_tvec("vstvec", v))
+        d(0x240, *self._field("vsscratch"))
+        d(0x241, lambda: self.vsepc, lambda v: setattr(self, "vsepc", v & ~3 & M32))
+        d(0x242, *self._field("vscause"))
+        d(0x243, *self._field("vstval"))
+        d(0x244, lambda: ((self.mip_sw | self.mip_hw) & self.hideleg) >> 1, self._write_vsip)
+        d(0x280, lambda: self.vsatp, self._write_vsatp)
+        # Priv 8.2 (htimedelta): in VS and VU modes, time reads as time + htimedelta.
+        d(0xC01, lambda: (h.read_time() + (self.htimedelta if h.virt else 0)) & M32)
+        d(0xC81, lambda: ((h.read_time() + (self.htimedelta if h.virt else 0)) >> 32) & M32)
+
+    def _write_mip_h(self, v: int) -> None:
+        # Priv 8.2.3: mip.VSSIP is an alias of hvip.VSSIP; VSTIP and VSEIP are read-only in mip.
+        self._write_mip(v)
+        self.mip_sw = (self.mip_sw & ~VSSIP) | (v & VSSIP)
+
+    def _write_mstatush(self, v: int) -> None:
+        old = self.mstatush
+        self.mstatush = v & (MSTATUSH_MPV | MSTATUSH_GVA)
+        if (old ^ self.mstatush) & MSTATUSH_MPV and self.mstatus & MSTATUS_MPRV:
+            self.hart.context_changed()  # MPRV loads and stores use V = MPV
+
+    def _write_hie(self, v: int) -> None:
+        self.mie = (self.mie & ~VS_INTS) | (v & VS_INTS)
+
+    def _write_hip(self, v: int) -> None:
+        # Priv 8.2.3: only hip.VSSIP is writable (an alias of hvip.VSSIP).
+        self.mip_sw = (self.mip_sw & ~VSSIP) | (v & VSSIP)
+
+    def _write_hvip(self, v: int) -> None:
+        # Priv 8.2.3: hvip sets the VS-level interrupts the hypervisor injects.
+        self.mip_sw = (self.mip_sw & ~VS_INTS) | (v & VS_INTS)
+
+    def _write_hgatp(self, v: int) -> None:
+        self.hgatp = v & HGATP_WMASK
+        self.hart.context_changed()
+
+    def _write_vsstatus(self, v: int) -> None:
+        old = self.vsstatus
+        self.vsstatus = v & SSTATUS_WMASK  # Priv 8.2 (vsstatus): sstatus's layout; UBE 0, no FS/VS/XS
+        if (old ^ self.vsstatus) & (MSTATUS_SUM | MSTATUS_MXR):
+            self.hart.context_changed()
+
+    def _write_vsie(self, v: int) -> None:
+        # Priv 8.2 (vsip/vsie): vsie.SxIE are hie.VSxIE for the interrupts delegated by hideleg, else zero.
+        mask = self.hideleg & VS_INTS
+        self.mie = (self.mie & ~mask) | ((v << 1) & mask)
+
+    def _write_vsip(self, v: int) -> None:
+        # Priv 8.2 (vsip/vsie): only vsip.SSIP is writable, as hip.VSSIP, when hideleg delegates it.
+        mask = self.hideleg & VSSIP
+        self.mip_sw = (self.mip_sw & ~mask) | ((v << 1) & mask)
+
+    def _write_vsatp(self, v: int) -> None:
+        self.vsatp = v & M32
+        self.hart.context_changed()
+
+    def check_access_h(self, num: int, priv: int, virt: int, write: bool) -> int:
+        """With H: 0 if the access is allowed, else the exception cause (ILLEGAL or VIRTUAL).
+
+        Priv 8.6.1: from VS/VU, an access that HS-mode could make (assuming TVM=0) is a
+        virtual-instruction exception instead of an illegal-instruction one."""
+        if num not in self.table or (write and (num >> 10) & 3 == 3):
+            return ILLEGAL
+        level = (num >> 8) & 3  # 0 user, 1 supervisor, 2 hypervisor/VS, 3 machine (Priv 2.1)
+        if priv == M_MODE:
+            return 0
+        if level == 3:
+            return ILLEGAL
+        if virt:
+            if level == 2 or (level == 1 and priv == U_MODE):
+                return VIRTUAL
+        elif level and priv == U_MODE:
+            return ILLEGAL
+        if num in USER_COUNTERS:
+            bit = 1 << (num & 31)
+            if not self.mcounteren & bit:
+                return ILLEGAL
+            if virt and not self.hcounteren & bit:
+                return VIRTUAL  # Priv 8.6.1: hcounteren clear, mcounteren set
+            if priv == U_MODE and not self.scounteren & bit:
+                return VIRTUAL if virt else ILLEGAL
+        elif num == 0x180:
+            if virt and self.hstatus & HSTATUS_VTVM:
+                return VIRTUAL  # Priv 8.2.1: VTVM traps VS-mode satp accesses
+            if not virt and self.mstatus & MSTATUS_TVM:
+                return ILLEGAL  # Priv 3.1.6.5 (mstatus.TVM does not affect VS-mode)
+        elif num == 0x680 and self.mstatus & MSTATUS_TVM:
+            return ILLEGAL  # Priv 8.2 (hgatp): TVM also traps HS-mode hgatp accesses
+        elif num == 0x14D or num == 0x15D:
+            if not (self.menvcfgh & MENVCFGH_STCE and self.mcounteren & COUNTEREN_TM):
+                return ILLEGAL
+            if virt:
+                return VIRTUAL  # Sstc: henvcfg.STCE is 0, so VS-mode has no stimecmp
+        return 0
+
     # -- access -------------------------------------------------------------------------------
     def check_access(self, num: int, priv: int, write: bool) -> bool:
         """Whether privilege ``priv`` may read (and, if ``write``, write) CSR ``num``."""
@@ -314,12 +515,19 @@ class CsrFile:
         "sscratch", "mepc", "sepc", "mcause", "scause", "mtval", "stval", "mcounteren", "scounteren", "satp",
     )  # fmt: skip
 
+    H_FIELDS = (
+        "mstatush", "mtval2", "mtinst", "hstatus", "hedeleg", "hideleg", "hcounteren", "htimedelta",
+        "htval", "htinst", "hgatp", "vsstatus", "vstvec", "vsscratch", "vsepc", "vscause", "vstval", "vsatp",
+    )  # fmt: skip
+
     def snapshot(self) -> dict[str, Any]:
         state: dict[str, Any] = {f: getattr(self, f) for f in self.STATE_FIELDS}
         state["pmpcfg"] = list(self.pmpcfg)
         state["pmpaddr"] = list(self.pmpaddr)
         state["menvcfgh"] = self.menvcfgh
         state["stimecmp"] = self.stimecmp
+        if self.hext:  # only H machines carry these, so other snapshots read as before
+            state["h"] = {f: getattr(self, f) for f in self.H_FIELDS}
         return state
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -329,3 +537,6 @@ class CsrFile:
         self.pmpaddr = [int(v) for v in state["pmpaddr"]]
         self.menvcfgh = int(state.get("menvcfgh", 0))  # absent from snapshots taken before Sstc
         self.stimecmp = int(state.get("stimecmp", M64))
+        for f, v in state.get("h", {}).items():
+            if f in self.H_FIELDS:
+                setattr(self, f, int(v))

@@ -17,6 +17,13 @@ reach it with one attribute load:
 * ``counts`` - retired instructions per cost class for the current privilege (the engine adds 1
   after each retired instruction); cycles are computed from these counters on demand.
 
+With the H extension (Priv chapter 8; a table built with the ``rv32imah`` profile) the hart also
+has ``virt`` (the V bit): ``priv`` stays the nominal privilege, so VS-mode is ``priv == S_MODE``
+with ``virt == 1`` and VU-mode is ``priv == U_MODE`` with ``virt == 1``. Traps, returns,
+interrupts and translation follow chapter 8 (see :meth:`Hart._take_trap_h`,
+:meth:`Hart._pending_interrupt_h`, :meth:`Hart._translate_h`); instructions retired with V=1
+are counted under the keys 4 (VU) and 5 (VS) of ``counts_by_priv``.
+
 Memory helpers raise :class:`~virtlevels.machine.trap.Trap` for a guest fault; the engine calls
 :meth:`take_trap`. Misaligned accesses trap (Unpriv 2.6 permits it): loads with cause 4,
 stores and AMOs with cause 6, LR with cause 4 and SC with cause 6, with the address in tval.
@@ -34,6 +41,11 @@ from virtlevels.errors import VirtlevelsError
 from virtlevels.machine import privops
 from virtlevels.machine.bus import BusError
 from virtlevels.machine.csr import (
+    HGATP_VMID_MASK,
+    HGATP_VMID_SHIFT,
+    HSTATUS_GVA,
+    HSTATUS_SPV,
+    HSTATUS_SPVP,
     MEIP,
     MENVCFGH_STCE,
     MSIP,
@@ -45,11 +57,17 @@ from virtlevels.machine.csr import (
     MSTATUS_SIE,
     MSTATUS_SPIE,
     MSTATUS_SPP,
+    MSTATUSH_GVA,
+    MSTATUSH_MPV,
     MTIP,
     SATP_MODE,
     SEIP,
     SSIP,
     STIP,
+    VS_SWAP,
+    VSEIP,
+    VSSIP,
+    VSTIP,
     CsrFile,
 )
 from virtlevels.machine.memory import PAGE_MASK, PAGE_SHIFT, Page
@@ -57,6 +75,7 @@ from virtlevels.machine.mmu import Mmu
 from virtlevels.machine.trap import (
     ACCESS_FAULT_CAUSE,
     FETCH,
+    ILLEGAL_INSTRUCTION,
     INSTRUCTION_ADDRESS_MISALIGNED,
     LOAD,
     LOAD_ADDRESS_MISALIGNED,
@@ -72,10 +91,19 @@ if TYPE_CHECKING:
 
 M32 = 0xFFFFFFFF
 U_MODE, S_MODE, M_MODE = 0, 1, 3
-PRIV_NAMES = {U_MODE: "user", S_MODE: "supervisor", M_MODE: "machine"}
+VU_KEY, VS_KEY = 4, 5  # counts_by_priv keys for V=1 (priv + 4)
+PRIV_NAMES = {
+    U_MODE: "user", S_MODE: "supervisor", M_MODE: "machine",
+    VU_KEY: "virtual user", VS_KEY: "virtual supervisor",
+}  # fmt: skip
 
 # Priv 3.1.9: simultaneous interrupts are taken in the order MEI, MSI, MTI, SEI, SSI, STI.
 _INTERRUPT_ORDER = ((MEIP, 11), (MSIP, 3), (MTIP, 7), (SEIP, 9), (SSIP, 1), (STIP, 5))
+# Priv 8.2.3 / 8.4 (H): then SGEI (never pending: GEILEN = 0), VSEI, VSSI, VSTI.
+_INTERRUPT_ORDER_H = (*_INTERRUPT_ORDER, (VSEIP, 10), (VSSIP, 2), (VSTIP, 6))
+# Exceptions whose tval is an address: taken from V=1 it is a guest virtual address (GVA=1, Priv 8.2.1).
+_GVA_CAUSES = frozenset((0, 1, 3, 4, 5, 6, 7, 12, 13, 15, 20, 21, 23))
+_GUEST_PAGE_FAULTS = frozenset((20, 21, 23))
 
 Caches = tuple[dict[int, memoryview], dict[int, Page], dict[int, Page]]
 
@@ -96,6 +124,9 @@ class Hart:
     x: list[int] = attrs.field(factory=lambda: [0] * 32)
     pc: int = 0
     priv: int = M_MODE
+    virt: int = 0  # the V bit (H extension): 1 in VS- and VU-mode
+    hext: bool = attrs.field(default=False, init=False)  # the H extension is implemented
+    hlv_gva: bool = attrs.field(default=False, init=False)  # an HLV/HSV faulted: the trap sets GVA
     csr: CsrFile = attrs.field(init=False)
     xcache: dict[int, memoryview] = attrs.field(init=False)
     rcache: dict[int, Page] = attrs.field(init=False)
@@ -119,8 +150,13 @@ class Hart:
 
     def __attrs_post_init__(self) -> None:
         self.csr = CsrFile(self, hartid=self.id)
-        self.counts_by_priv = {p: [0] * len(self.class_costs) for p in (U_MODE, S_MODE, M_MODE)}
-        self.counts = self.counts_by_priv[self.priv]
+        self.hext = bool(getattr(getattr(self.machine, "table", None), "hypervisor", False))
+        keys: tuple[int, ...] = (U_MODE, S_MODE, M_MODE)
+        if self.hext:
+            self.csr.enable_hypervisor()
+            keys = (*keys, VU_KEY, VS_KEY)
+        self.counts_by_priv = {p: [0] * len(self.class_costs) for p in keys}
+        self.counts = self.counts_by_priv[self.priv + 4 * self.virt]
         self.mmu.on_evict = self._evicted
         self._select_caches()
 
@@ -132,8 +168,21 @@ class Hart:
             return (ms & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT
         return self.priv
 
+    def _data_mode(self) -> tuple[int, int]:
+        # Priv 8.4 (mstatus.MPV): with MPRV=1 and MPP != M, M-mode loads and stores also use V = MPV.
+        csr = self.csr
+        ms = csr.mstatus
+        if self.priv == M_MODE and ms & MSTATUS_MPRV:
+            p = (ms & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT
+            return p, 1 if p != M_MODE and csr.mstatush & MSTATUSH_MPV else 0
+        return self.priv, self.virt
+
     def _select_caches(self) -> None:
-        key = self.priv * 4 + self._data_priv()
+        if self.hext:
+            dpriv, dvirt = self._data_mode()
+            key = self.priv * 4 + dpriv + 16 * self.virt + 32 * dvirt
+        else:
+            key = self.priv * 4 + self._data_priv()
         caches = self._cache_sets.get(key)
         if caches is None:
             caches = self._cache_sets[key] = ({}, {}, {})
@@ -157,17 +206,92 @@ class Hart:
 
     def set_priv(self, priv: int) -> None:
         self.priv = priv
-        self.counts = self.counts_by_priv[priv]
+        self.counts = self.counts_by_priv[priv + 4 * self.virt]
         self._select_caches()
+
+    def set_mode(self, priv: int, virt: int) -> None:
+        """Change privilege and the V bit together (trap entry and xRET with H)."""
+        self.virt = virt
+        self.set_priv(priv)
 
     # -- translation --------------------------------------------------------------------------
     def translate(self, va: int, access: int) -> int:
         """Physical address of ``va`` for ``access`` in the current context (raises Trap)."""
+        if self.hext:
+            return self._translate_h(va, access)
         priv = self.priv if access == FETCH else self._data_priv()
         satp = self.csr.satp
         if priv == M_MODE or not satp & SATP_MODE:
             return va
         return self.mmu.translate(va, access, priv, self.csr.mstatus, satp)
+
+    def _translate_h(self, va: int, access: int) -> int:
+        csr = self.csr
+        if access == FETCH:
+            priv, virt = self.priv, self.virt
+        else:
+            priv, virt = self._data_mode()
+        if priv == M_MODE:
+            return va
+        if not virt:
+            satp = csr.satp
+            if not satp & SATP_MODE:
+                return va
+            return self.mmu.translate(va, access, priv, csr.mstatus, satp)
+        # Priv 8.5: V=1 accesses go through the VS-stage (vsatp) and the G-stage (hgatp).
+        return self.mmu.translate_guest(va, access, priv, csr.mstatus, csr.vsstatus, csr.vsatp, csr.hgatp)
+
+    # -- HLV, HLVX, HSV (Priv 8.3.1) ------------------------------------------------------------
+    def _hyp_translate(self, va: int, access: int, hlvx: bool) -> int:
+        """Translate as a V=1 access at privilege hstatus.SPVP (HLV/HSV from HS or M, or U with HU)."""
+        csr = self.csr
+        priv = S_MODE if csr.hstatus & HSTATUS_SPVP else U_MODE
+        try:
+            return self.mmu.translate_guest(
+                va, access, priv, csr.mstatus, csr.vsstatus, csr.vsatp, csr.hgatp, hlvx
+            )
+        except Trap:
+            self.hlv_gva = True  # Priv 8.2.1: the fault's tval is a guest virtual address
+            raise
+
+    def hyp_load(self, va: int, width: int, signed: bool, hlvx: bool = False) -> int:
+        """HLV/HLVX: load through two-stage translation; HLVX needs execute permission."""
+        if va & (width - 1):
+            self.hlv_gva = True
+            raise Trap(LOAD_ADDRESS_MISALIGNED, va)
+        pa = self._hyp_translate(va, LOAD, hlvx)
+        machine = self.machine
+        try:
+            machine.current_hart = self
+            v, mmio = machine.bus.read(pa, width)
+        except BusError:
+            self.hlv_gva = True
+            raise Trap(ACCESS_FAULT_CAUSE[LOAD], va) from None
+        if mmio:
+            self.mmio_count += 1
+        if signed and v >> (8 * width - 1) & 1:
+            v |= M32 ^ ((1 << (8 * width)) - 1)
+        return v
+
+    def hyp_store(self, va: int, width: int, value: int) -> None:
+        """HSV: store through two-stage translation."""
+        if va & (width - 1):
+            self.hlv_gva = True
+            raise Trap(STORE_ADDRESS_MISALIGNED, va)
+        pa = self._hyp_translate(va, STORE, False)
+        machine = self.machine
+        if pa >> PAGE_SHIFT in machine.watched_pages:
+            machine.store_observed(self, pa, width)
+        try:
+            machine.current_hart = self
+            mmio = machine.bus.write(pa, width, value & ((1 << (8 * width)) - 1))
+        except BusError:
+            self.hlv_gva = True
+            raise Trap(ACCESS_FAULT_CAUSE[STORE], va) from None
+        if mmio:
+            self.mmio_count += 1
+            if machine.exit_requested or machine.quantum_break:
+                raise HaltRequest()
 
     def fetch(self, va: int) -> int:
         """The instruction word at ``va`` (raises Trap)."""
@@ -323,9 +447,20 @@ class Hart:
         return old
 
     # -- CSRs ---------------------------------------------------------------------------------
-    def csr_access(self, num: int, write: bool, word: int) -> None:
-        if not self.csr.check_access(num, self.priv, write):
-            raise Trap(2, word)  # Priv 2.1: illegal instruction, tval = the instruction bits
+    def csr_access(self, num: int, write: bool, word: int) -> int:
+        """Check an access to CSR ``num`` (raises Trap); returns the CSR number to use, which with
+        V=1 is the VS register for a supervisor one (Priv 8.2: vsstatus for sstatus, ...)."""
+        csr = self.csr
+        if not self.hext:
+            if not csr.check_access(num, self.priv, write):
+                raise Trap(ILLEGAL_INSTRUCTION, word)  # Priv 2.1: illegal, tval = the instruction bits
+            return num
+        cause = csr.check_access_h(num, self.priv, self.virt, write)
+        if cause:
+            raise Trap(cause, word)  # Priv 8.6.1: illegal or virtual instruction, tval = the bits
+        if self.virt:
+            return VS_SWAP.get(num, num)
+        return num
 
     def work_cycles(self) -> int:
         """Cycles of work this hart has done since creation (instructions + charges)."""
@@ -388,6 +523,9 @@ class Hart:
     # -- traps --------------------------------------------------------------------------------
     def take_trap(self, cause: int, tval: int = 0, interrupt: bool = False) -> None:
         """Trap entry (Priv 3.1.6.1, 3.1.7, 3.1.8, 4.1.1): pick the handling mode, save state, jump."""
+        if self.hext:
+            self._take_trap_h(cause, tval, interrupt)
+            return
         csr = self.csr
         from_priv = self.priv
         epc = self.pc
@@ -410,6 +548,11 @@ class Hart:
             tvec = csr.mtvec
             to_priv = M_MODE
         csr.mstatus = ms
+        self._enter(cause, tval, interrupt, epc, tvec, from_priv, to_priv)
+
+    def _enter(
+        self, cause: int, tval: int, interrupt: bool, epc: int, tvec: int, from_priv: int, to_priv: int
+    ) -> None:
         # Priv 3.1.7: vectored mode sends interrupts to BASE + 4*cause, exceptions to BASE.
         base = tvec & ~3
         self.pc = base + 4 * cause if tvec & 1 and interrupt else base
@@ -432,6 +575,61 @@ class Hart:
         if native is not None:
             native(self)
 
+    def _take_trap_h(self, cause: int, tval: int, interrupt: bool) -> None:
+        """Trap entry with the H extension (Priv 8.6.2-8.6.3): M, HS or VS; V, SPV/MPV, GVA, htval."""
+        csr = self.csr
+        from_priv, from_virt = self.priv, self.virt
+        epc = self.pc
+        tval &= M32
+        gva = not interrupt and ((from_virt and cause in _GVA_CAUSES) or self.hlv_gva)
+        self.hlv_gva = False
+        # htval/mtval2: the guest physical address shifted right by 2 for a guest-page fault, else 0.
+        gpa2 = (self.mmu.fault_gpa >> 2) & M32 if not interrupt and cause in _GUEST_PAGE_FAULTS else 0
+        if interrupt:
+            to_hs = from_priv <= S_MODE and csr.mideleg >> cause & 1
+            to_vs = to_hs and from_virt and csr.hideleg >> cause & 1
+        else:
+            to_hs = from_priv <= S_MODE and csr.medeleg >> cause & 1
+            to_vs = to_hs and from_virt and csr.hedeleg >> cause & 1
+        intbit = 1 << 31 if interrupt else 0
+        ms = csr.mstatus
+        if to_vs:
+            # Priv 8.6.2: a VS-level interrupt is reported to VS-mode as the S-level one (code - 1).
+            if interrupt and cause in (2, 6, 10):
+                cause -= 1
+            csr.vscause, csr.vsepc, csr.vstval = cause | intbit, epc, tval
+            vs = csr.vsstatus
+            spie = MSTATUS_SPIE if vs & MSTATUS_SIE else 0
+            vs = (vs & ~(MSTATUS_SPIE | MSTATUS_SIE | MSTATUS_SPP)) | spie
+            csr.vsstatus = vs | (MSTATUS_SPP if from_priv == S_MODE else 0)
+            tvec = csr.vstvec
+            to_priv, to_virt = S_MODE, 1
+        elif to_hs:
+            csr.scause, csr.sepc, csr.stval = cause | intbit, epc, tval
+            spie = MSTATUS_SPIE if ms & MSTATUS_SIE else 0
+            ms = (ms & ~(MSTATUS_SPIE | MSTATUS_SIE | MSTATUS_SPP)) | spie
+            csr.mstatus = ms | (MSTATUS_SPP if from_priv == S_MODE else 0)
+            # Priv 8.2.1: SPV <- V; SPVP <- the nominal privilege if V was 1; GVA; htval, htinst.
+            hs = csr.hstatus & ~(HSTATUS_SPV | HSTATUS_GVA)
+            if from_virt:
+                hs = (hs & ~HSTATUS_SPVP) | HSTATUS_SPV | (HSTATUS_SPVP if from_priv == S_MODE else 0)
+            csr.hstatus = hs | (HSTATUS_GVA if gva else 0)
+            csr.htval, csr.htinst = gpa2, 0  # htinst: 0 is always allowed (Priv 8.6.3)
+            tvec = csr.stvec
+            to_priv, to_virt = S_MODE, 0
+        else:
+            csr.mcause, csr.mepc, csr.mtval = cause | intbit, epc, tval
+            mpie = MSTATUS_MPIE if ms & MSTATUS_MIE else 0
+            ms = (ms & ~(MSTATUS_MPIE | MSTATUS_MIE | MSTATUS_MPP)) | mpie
+            csr.mstatus = ms | from_priv << MSTATUS_MPP_SHIFT
+            # Priv 8.4 (mstatus with H): MPV <- V, GVA; mtval2 and mtinst like htval and htinst.
+            csr.mstatush = (MSTATUSH_MPV if from_virt else 0) | (MSTATUSH_GVA if gva else 0)
+            csr.mtval2, csr.mtinst = gpa2, 0
+            tvec = csr.mtvec
+            to_priv, to_virt = M_MODE, 0
+        self.virt = to_virt
+        self._enter(cause, tval, interrupt, epc, tvec, from_priv, to_priv)
+
     def mret(self) -> int:
         """MRET (Priv 3.3.2): MIE<-MPIE, MPIE<-1, privilege<-MPP, MPP<-U, MPRV<-0 unless returning to M."""
         csr = self.csr
@@ -442,18 +640,36 @@ class Hart:
             ms &= ~MSTATUS_MPRV
         csr.mstatus = ms
         self.xret_count += 1
-        self.set_priv(new_priv)
+        if self.hext:
+            # Priv 8.6.4: V <- MPV unless returning to M; MPV <- 0.
+            virt = 1 if new_priv != M_MODE and csr.mstatush & MSTATUSH_MPV else 0
+            csr.mstatush &= ~MSTATUSH_MPV
+            self.set_mode(new_priv, virt)
+        else:
+            self.set_priv(new_priv)
         return csr.mepc
 
     def sret(self) -> int:
         """SRET (Priv 3.3.2): SIE<-SPIE, SPIE<-1, privilege<-SPP, SPP<-U, MPRV<-0."""
         csr = self.csr
+        if self.virt:
+            # Priv 8.6.4: SRET in VS-mode returns through vsstatus and vsepc and stays at V=1.
+            vs = csr.vsstatus
+            new_priv = S_MODE if vs & MSTATUS_SPP else U_MODE
+            vs = (vs & ~(MSTATUS_SIE | MSTATUS_SPP)) | (MSTATUS_SIE if vs & MSTATUS_SPIE else 0)
+            csr.vsstatus = vs | MSTATUS_SPIE
+            self.xret_count += 1
+            self.set_priv(new_priv)
+            return csr.vsepc
         ms = csr.mstatus
         new_priv = S_MODE if ms & MSTATUS_SPP else U_MODE
         ms = (ms & ~(MSTATUS_SIE | MSTATUS_SPP | MSTATUS_MPRV)) | (MSTATUS_SIE if ms & MSTATUS_SPIE else 0)
         csr.mstatus = ms | MSTATUS_SPIE
         self.xret_count += 1
-        self.set_priv(new_priv)
+        if self.hext:
+            self.set_mode(new_priv, 1 if csr.hstatus & HSTATUS_SPV else 0)  # Priv 8.6.4: V <- SPV
+        else:
+            self.set_priv(new_priv)
         return csr.sepc
 
     # -- instructions executed by Python code (native handlers, the simulated kernel) -------------
@@ -523,6 +739,8 @@ class Hart:
     # -- interrupts ---------------------------------------------------------------------------
     def pending_interrupt(self) -> int | None:
         """The interrupt to take now, if any (Priv 3.1.6.1 global enables, 3.1.9 priority)."""
+        if self.hext:
+            return self._pending_interrupt_h()
         csr = self.csr
         pending = (csr.mip_sw | csr.mip_hw) & csr.mie
         if not pending:
@@ -537,6 +755,30 @@ class Hart:
         for bits in (m_bits, s_bits):
             if bits:
                 for bit, code in _INTERRUPT_ORDER:
+                    if bits & bit:
+                        return code
+        return None
+
+    def _pending_interrupt_h(self) -> int | None:
+        """Priv 8.2.3 and 8.4 with H: M-level, then HS-level (always enabled when V=1), then VS-level
+        (only when V=1, enabled by vsstatus.SIE in VS-mode and always in VU-mode)."""
+        csr = self.csr
+        pending = (csr.mip_sw | csr.mip_hw) & csr.mie
+        if not pending:
+            return None
+        priv, virt = self.priv, self.virt
+        ms = csr.mstatus
+        deleg = csr.mideleg
+        m_bits = pending & ~deleg if priv < M_MODE or ms & MSTATUS_MIE else 0
+        hs_bits = vs_bits = 0
+        if priv < M_MODE:
+            if virt or priv == U_MODE or ms & MSTATUS_SIE:
+                hs_bits = pending & deleg & ~csr.hideleg
+            if virt and (priv == U_MODE or csr.vsstatus & MSTATUS_SIE):
+                vs_bits = pending & deleg & csr.hideleg
+        for bits in (m_bits, hs_bits, vs_bits):
+            if bits:
+                for bit, code in _INTERRUPT_ORDER_H:
                     if bits & bit:
                         return code
         return None
@@ -569,7 +811,20 @@ class Hart:
 
     # -- fences -------------------------------------------------------------------------------
     def sfence_vma(self, vaddr: int | None, asid: int | None) -> None:
-        self.mmu.flush(vaddr, asid)
+        if self.virt:  # Priv 8.3.2: in VS-mode, SFENCE.VMA fences the guest's VS-stage only
+            self.mmu.flush_vs(vaddr, asid, self.csr.hgatp >> HGATP_VMID_SHIFT & HGATP_VMID_MASK)
+        else:
+            self.mmu.flush(vaddr, asid)
+        self.context_changed()
+
+    def hfence_vvma(self, vaddr: int | None, asid: int | None) -> None:
+        """HFENCE.VVMA (Priv 8.3.2): VS-stage entries of the current VMID (hgatp.VMID)."""
+        self.mmu.flush_vs(vaddr, asid, self.csr.hgatp >> HGATP_VMID_SHIFT & HGATP_VMID_MASK)
+        self.context_changed()
+
+    def hfence_gvma(self, gpa: int | None, vmid: int | None) -> None:
+        """HFENCE.GVMA (Priv 8.3.2): G-stage translations of guest physical ``gpa`` for ``vmid``."""
+        self.mmu.flush_g(gpa, vmid)
         self.context_changed()
 
     def fence_i(self) -> None:
@@ -585,6 +840,7 @@ class Hart:
             "x": list(self.x),
             "pc": self.pc,
             "priv": self.priv,
+            **({"virt": self.virt} if self.hext else {}),
             "csr": self.csr.snapshot(),
             "wfi": self.wfi,
             "reservation": self.reservation,
@@ -619,5 +875,6 @@ class Hart:
         self.mmu.restore_counters(state["mmu"])
         self.mmu.tlb.clear()  # TLB contents are not architectural state: restore invalidates it
         self._cache_sets = {}
+        self.virt = int(state.get("virt", 0))
         self.set_priv(int(state["priv"]))
         self.stimer_changed()

@@ -21,6 +21,12 @@ ECALL_FROM_M = 11
 INSTRUCTION_PAGE_FAULT = 12
 LOAD_PAGE_FAULT = 13
 STORE_PAGE_FAULT = 15
+# H extension (Priv 8.6.1, table 8.6): ecall from VS-mode, guest-page faults, virtual instruction.
+ECALL_FROM_VS = 10
+INSTRUCTION_GUEST_PAGE_FAULT = 20
+LOAD_GUEST_PAGE_FAULT = 21
+VIRTUAL_INSTRUCTION = 22
+STORE_GUEST_PAGE_FAULT = 23
 
 # Interrupt codes (mcause with interrupt bit set); also the bit numbers in mip/mie.
 SSI, MSI, STI, MTI, SEI, MEI = 1, 3, 5, 7, 9, 11
@@ -40,6 +46,11 @@ EXCEPTION_NAMES: dict[int, str] = {
     12: "instruction_page_fault",
     13: "load_page_fault",
     15: "store_page_fault",
+    10: "ecall_from_vs",
+    20: "instruction_guest_page_fault",
+    21: "load_guest_page_fault",
+    22: "virtual_instruction",
+    23: "store_guest_page_fault",
 }
 
 INTERRUPT_NAMES: dict[int, str] = {
@@ -49,6 +60,10 @@ INTERRUPT_NAMES: dict[int, str] = {
     7: "machine_timer_interrupt",
     9: "supervisor_external_interrupt",
     11: "machine_external_interrupt",
+    2: "virtual_supervisor_software_interrupt",
+    6: "virtual_supervisor_timer_interrupt",
+    10: "virtual_supervisor_external_interrupt",
+    12: "supervisor_guest_external_interrupt",
 }
 
 # Access kinds, used to pick the fault cause for an access.
@@ -56,6 +71,7 @@ FETCH, LOAD, STORE = 0, 1, 2
 MISALIGNED_CAUSE = (INSTRUCTION_ADDRESS_MISALIGNED, LOAD_ADDRESS_MISALIGNED, STORE_ADDRESS_MISALIGNED)
 ACCESS_FAULT_CAUSE = (INSTRUCTION_ACCESS_FAULT, LOAD_ACCESS_FAULT, STORE_ACCESS_FAULT)
 PAGE_FAULT_CAUSE = (INSTRUCTION_PAGE_FAULT, LOAD_PAGE_FAULT, STORE_PAGE_FAULT)
+GUEST_PAGE_FAULT_CAUSE = (INSTRUCTION_GUEST_PAGE_FAULT, LOAD_GUEST_PAGE_FAULT, STORE_GUEST_PAGE_FAULT)
 
 
 def cause_name(cause: int, interrupt: bool = False) -> str:

@@ -23,6 +23,8 @@ LR = "LR"  # lr.w: rs2 fixed to zero
 FENCE = "FENCE"  # pred/succ sets
 SYS = "SYS"  # fully fixed encodings (ecall, mret, ...)
 SFENCE = "SFENCE"  # rs1, rs2, no rd
+HLV = "HLV"  # H extension loads: rd, (rs1); rs2 selects the variant
+HSV = "HSV"  # H extension stores: rs2, (rs1); rd is zero
 
 
 @attrs.frozen
@@ -53,6 +55,8 @@ _MASKS = {
     FENCE: 0x0000707F,
     SYS: 0xFFFFFFFF,
     SFENCE: 0xFE007FFF,
+    HLV: 0xFFF0707F,
+    HSV: 0xFE007FFF,
 }
 
 _SYNTAX = {
@@ -70,6 +74,8 @@ _SYNTAX = {
     FENCE: "pred, succ",
     SYS: "",
     SFENCE: "rs1, rs2",
+    HLV: "rd, (rs1)",
+    HSV: "rs2, (rs1)",
 }
 
 
@@ -177,3 +183,31 @@ ENCODINGS: tuple[Encoding, ...] = (
 )
 
 BY_NAME: dict[str, Encoding] = {e.name: e for e in ENCODINGS}
+
+
+def _hlv(name: str, funct7: int, rs2: int) -> Encoding:
+    fixed = 0x73 | 4 << 12 | rs2 << 20 | funct7 << 25  # rs2 selects the variant (Priv 8.3.1)
+    return _enc(name, HLV, 0x73, 4, funct7, cls="system", ext="H", fixed=fixed)
+
+
+# The H extension (Privileged spec 8.3 and the chapter 9 instruction listing). Kept apart from
+# ENCODINGS: they exist only on a machine built with the hypervisor profile (table.HYPERVISOR_PROFILE),
+# and the assembler and disassembler take them when given ``encodings=(*ENCODINGS, *H_ENCODINGS)``.
+# HLV/HSV are in the "system" cost class: privileged instructions that always take the slow path
+# (a full two-stage translation, no fast-path cache), and objdump gives them no address comment.
+H_ENCODINGS: tuple[Encoding, ...] = (
+    _hlv("hlv.b", 0x30, 0),
+    _hlv("hlv.bu", 0x30, 1),
+    _hlv("hlv.h", 0x32, 0),
+    _hlv("hlv.hu", 0x32, 1),
+    _hlv("hlvx.hu", 0x32, 3),
+    _hlv("hlv.w", 0x34, 0),
+    _hlv("hlvx.wu", 0x34, 3),
+    _enc("hsv.b", HSV, 0x73, 4, 0x31, cls="system", ext="H"),
+    _enc("hsv.h", HSV, 0x73, 4, 0x33, cls="system", ext="H"),
+    _enc("hsv.w", HSV, 0x73, 4, 0x35, cls="system", ext="H"),
+    _enc("hfence.vvma", SFENCE, 0x73, 0, 0x11, cls="system", ext="H"),
+    _enc("hfence.gvma", SFENCE, 0x73, 0, 0x31, cls="system", ext="H"),
+)
+
+H_BY_NAME: dict[str, Encoding] = {e.name: e for e in H_ENCODINGS}

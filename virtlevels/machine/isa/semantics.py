@@ -22,14 +22,24 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from virtlevels.machine.csr import MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW
+from virtlevels.machine.csr import (
+    HSTATUS_HU,
+    HSTATUS_VTSR,
+    HSTATUS_VTVM,
+    HSTATUS_VTW,
+    MSTATUS_TSR,
+    MSTATUS_TVM,
+    MSTATUS_TW,
+)
 from virtlevels.machine.trap import (
     BREAKPOINT,
     ECALL_FROM_M,
     ECALL_FROM_S,
     ECALL_FROM_U,
+    ECALL_FROM_VS,
     ILLEGAL_INSTRUCTION,
     INSTRUCTION_ADDRESS_MISALIGNED,
+    VIRTUAL_INSTRUCTION,
     Trap,
 )
 
@@ -647,7 +657,7 @@ def fence_i(f: Fields) -> Op:
 # -- Zicsr (Unpriv 9.1) --------------------------------------------------------------------------
 def _csr_op(kind: str, immediate: bool) -> SemanticFn:
     def build(f: Fields) -> Op:
-        rd, src_reg, num, word = f.rd, f.rs1, f.csr, f.word
+        rd, src_reg, csr_num, word = f.rd, f.rs1, f.csr, f.word
         uimm = f.imm if immediate else 0
         # Which side effects happen (Unpriv 9.1, table 9.1): csrrw with rd=x0 does not read;
         # csrrs/csrrc with rs1=x0 (or uimm=0) do not write.
@@ -655,7 +665,7 @@ def _csr_op(kind: str, immediate: bool) -> SemanticFn:
         writes = kind == "w" or src_reg != 0
 
         def op(h: Hart, x: list[int], pc: int) -> int:
-            h.csr_access(num, writes, word)
+            num = h.csr_access(csr_num, writes, word)  # with V=1, s* CSRs are the vs* ones
             csr = h.csr
             old = csr.read(num) if reads else 0
             if writes:
@@ -690,6 +700,8 @@ _ECALL_CAUSE = {U_MODE: ECALL_FROM_U, S_MODE: ECALL_FROM_S, M_MODE: ECALL_FROM_M
 @semantic("ecall")
 def ecall(f: Fields) -> Op:
     def op(h: Hart, x: list[int], pc: int) -> int:
+        if h.virt and h.priv == S_MODE:
+            raise Trap(ECALL_FROM_VS, 0)  # Priv 8.6.1: cause 10 (VU-mode uses 8, as U-mode)
         raise Trap(_ECALL_CAUSE[h.priv], 0)
 
     return op
@@ -720,6 +732,11 @@ def sret(f: Fields) -> Op:
     word = f.word
 
     def op(h: Hart, x: list[int], pc: int) -> int:
+        if h.virt:
+            # Priv 8.6.1: in VU-mode, or in VS-mode with hstatus.VTSR=1: virtual instruction.
+            if h.priv == U_MODE or h.csr.hstatus & HSTATUS_VTSR:
+                raise Trap(VIRTUAL_INSTRUCTION, word)
+            return h.sret()
         # Priv 3.1.6.5: TSR=1 makes SRET in S-mode illegal; it is always illegal in U-mode.
         if h.priv == U_MODE or (h.priv == S_MODE and h.csr.mstatus & MSTATUS_TSR):
             raise Trap(ILLEGAL_INSTRUCTION, word)
@@ -735,7 +752,14 @@ def wfi(f: Fields) -> Op:
     def op(h: Hart, x: list[int], pc: int) -> int:
         # Priv 3.1.6.5: with TW=1, WFI below M is illegal (our time limit is zero); in U-mode it is
         # illegal whenever S-mode exists (Priv 3.3.3).
-        if h.priv == U_MODE or (h.priv == S_MODE and h.csr.mstatus & MSTATUS_TW):
+        if h.virt and h.priv < M_MODE:
+            # Priv 8.6.1: mstatus.TW=1 still makes it illegal; else VU-mode, or VS-mode with
+            # hstatus.VTW=1, gets a virtual-instruction exception.
+            if h.csr.mstatus & MSTATUS_TW:
+                raise Trap(ILLEGAL_INSTRUCTION, word)
+            if h.priv == U_MODE or h.csr.hstatus & HSTATUS_VTW:
+                raise Trap(VIRTUAL_INSTRUCTION, word)
+        elif h.priv == U_MODE or (h.priv == S_MODE and h.csr.mstatus & MSTATUS_TW):
             raise Trap(ILLEGAL_INSTRUCTION, word)
         if not h.interrupt_waiting():
             h.wfi = True  # the machine skips this hart until an interrupt is pending
@@ -749,10 +773,98 @@ def sfence_vma(f: Fields) -> Op:
     rs1, rs2, word = f.rs1, f.rs2, f.word
 
     def op(h: Hart, x: list[int], pc: int) -> int:
+        if h.virt and (h.priv == U_MODE or h.csr.hstatus & HSTATUS_VTVM):
+            raise Trap(VIRTUAL_INSTRUCTION, word)  # Priv 8.6.1: VU-mode, or VS-mode with VTVM=1
         # Priv 3.1.6.5: TVM=1 makes SFENCE.VMA in S-mode illegal; it is always illegal in U-mode.
-        if h.priv == U_MODE or (h.priv == S_MODE and h.csr.mstatus & MSTATUS_TVM):
+        if not h.virt and (h.priv == U_MODE or (h.priv == S_MODE and h.csr.mstatus & MSTATUS_TVM)):
             raise Trap(ILLEGAL_INSTRUCTION, word)
         h.sfence_vma(x[rs1] if rs1 else None, x[rs2] & 0x1FF if rs2 else None)
+        return pc + 4
+
+    return op
+
+
+# -- H extension instructions (Priv 8.3) ----------------------------------------------------------
+def _hyp_allowed(h: Hart, word: int) -> None:
+    """Priv 8.3.1 / 8.6.1: from VS or VU mode a virtual-instruction exception; from U-mode
+    illegal unless hstatus.HU=1 (HLV/HLVX/HSV only; the caller checks the HFENCEs)."""
+    if h.virt:
+        raise Trap(VIRTUAL_INSTRUCTION, word)
+    if h.priv == U_MODE and not h.csr.hstatus & HSTATUS_HU:
+        raise Trap(ILLEGAL_INSTRUCTION, word)
+
+
+def _hlv(width: int, signed: bool, hlvx: bool = False) -> SemanticFn:
+    def build(f: Fields) -> Op:
+        rd, rs1, word = f.rd, f.rs1, f.word
+
+        def op(h: Hart, x: list[int], pc: int) -> int:
+            _hyp_allowed(h, word)
+            v = h.hyp_load(x[rs1], width, signed, hlvx)
+            if rd:
+                x[rd] = v
+            return pc + 4
+
+        return op
+
+    return build
+
+
+def _hsv(width: int) -> SemanticFn:
+    def build(f: Fields) -> Op:
+        rs1, rs2, word = f.rs1, f.rs2, f.word
+
+        def op(h: Hart, x: list[int], pc: int) -> int:
+            _hyp_allowed(h, word)
+            h.hyp_store(x[rs1], width, x[rs2])
+            return pc + 4
+
+        return op
+
+    return build
+
+
+semantic("hlv.b")(_hlv(1, True))
+semantic("hlv.bu")(_hlv(1, False))
+semantic("hlv.h")(_hlv(2, True))
+semantic("hlv.hu")(_hlv(2, False))
+semantic("hlv.w")(_hlv(4, False))
+semantic("hlvx.hu")(_hlv(2, False, True))
+semantic("hlvx.wu")(_hlv(4, False, True))
+semantic("hsv.b")(_hsv(1))
+semantic("hsv.h")(_hsv(2))
+semantic("hsv.w")(_hsv(4))
+
+
+def _hfence_allowed(h: Hart, word: int, gvma: bool) -> None:
+    # Priv 8.3.2 / 8.6.1: virtual instruction from VS/VU, illegal from U (HU does not apply);
+    # HFENCE.GVMA in HS-mode is illegal when mstatus.TVM=1.
+    if h.virt:
+        raise Trap(VIRTUAL_INSTRUCTION, word)
+    if h.priv == U_MODE or (gvma and h.priv == S_MODE and h.csr.mstatus & MSTATUS_TVM):
+        raise Trap(ILLEGAL_INSTRUCTION, word)
+
+
+@semantic("hfence.vvma")
+def hfence_vvma(f: Fields) -> Op:
+    rs1, rs2, word = f.rs1, f.rs2, f.word
+
+    def op(h: Hart, x: list[int], pc: int) -> int:
+        _hfence_allowed(h, word, False)
+        h.hfence_vvma(x[rs1] if rs1 else None, x[rs2] & 0x1FF if rs2 else None)
+        return pc + 4
+
+    return op
+
+
+@semantic("hfence.gvma")
+def hfence_gvma(f: Fields) -> Op:
+    rs1, rs2, word = f.rs1, f.rs2, f.word
+
+    def op(h: Hart, x: list[int], pc: int) -> int:
+        _hfence_allowed(h, word, True)
+        # rs1 holds the guest physical address shifted right by 2 (Priv 8.3.2); rs2 the VMID.
+        h.hfence_gvma((x[rs1] << 2) if rs1 else None, x[rs2] & 0x7F if rs2 else None)
         return pc + 4
 
     return op

@@ -31,7 +31,7 @@ import attrs
 
 from virtlevels.cost import INSTRUCTION_CLASSES
 from virtlevels.machine.csr import USER_COUNTERS
-from virtlevels.machine.isa.encodings import ENCODINGS, Encoding
+from virtlevels.machine.isa.encodings import ENCODINGS, H_ENCODINGS, Encoding
 from virtlevels.machine.isa.semantics import (
     PURE,
     SEMANTICS,
@@ -96,6 +96,12 @@ STANDARD_PG: dict[str, PgClass] = {
     "wfi": PgClass(privileged=True, control_sensitive=True),
     # Priv 4.2.1: SFENCE.VMA changes what translations are in effect.
     "sfence.vma": PgClass(privileged=True, control_sensitive=True),
+    # H extension (Priv 8.3): HLV/HSV read or write guest memory as the guest would see it
+    # (behaviour depends on vsatp/hgatp/SPVP); the HFENCEs change which translations are in effect.
+    **{n: PgClass(privileged=True, behaviour_sensitive=True) for n in (
+        "hlv.b", "hlv.bu", "hlv.h", "hlv.hu", "hlv.w", "hlvx.hu", "hlvx.wu", "hsv.b", "hsv.h", "hsv.w")},
+    "hfence.vvma": PgClass(privileged=True, control_sensitive=True),
+    "hfence.gvma": PgClass(privileged=True, control_sensitive=True),
     # CSR rows: the general case; classify(word) refines by CSR number.
     **{n: _PRIV_SENSITIVE for n in ("csrrw", "csrrs", "csrrc", "csrrwi", "csrrsi", "csrrci")},
 }
@@ -148,10 +154,23 @@ class Instruction:
         return self.pg
 
 
+#: The ISA profile whose table includes the H extension rows (and whose harts implement H).
+HYPERVISOR_PROFILE = "rv32imah"
+
+
 def standard_instructions() -> list[Instruction]:
     """The RV32IMA + Zicsr + Zifencei + privileged rows, one per encoding."""
+    return _instructions(ENCODINGS)
+
+
+def hypervisor_instructions() -> list[Instruction]:
+    """The H extension rows (Priv 8.3): HLV, HLVX, HSV, HFENCE.VVMA, HFENCE.GVMA."""
+    return _instructions(H_ENCODINGS)
+
+
+def _instructions(encodings: Iterable[Encoding]) -> list[Instruction]:
     out = []
-    for enc in ENCODINGS:
+    for enc in encodings:
         sem = SEMANTICS.get(enc.name)
         if sem is None:  # pragma: no cover - guarded by a test
             raise LookupError(f"no semantics for {enc.name}")
@@ -188,10 +207,17 @@ class InstructionTable:
     _other: list[Instruction] = attrs.field(factory=list, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        if self.profile == HYPERVISOR_PROFILE and not self.hypervisor:
+            self.instructions.extend(hypervisor_instructions())
         for name in SYNC_CLASSES:  # sync classes last, in a fixed order
             self.classes.remove(name)
             self.classes.append(name)
         self._index()
+
+    @property
+    def hypervisor(self) -> bool:
+        """Whether the H extension's instructions are in the table (its harts then implement H)."""
+        return any(ins.encoding.ext == "H" for ins in self.instructions)
 
     @property
     def sync_index(self) -> int:
