@@ -143,3 +143,24 @@ def test_vtvm_makes_satp_a_virtual_instruction_and_tvm_does_not_apply() -> None:
     h.csr.hstatus |= C.HSTATUS_VTVM
     run_guest(m, "csrr a0, satp", 1)
     assert h.csr.mcause == 22
+
+
+def test_machine_hypervisor_flag_selects_the_h_profile() -> None:
+    from virtlevels.machine.machine import PhysicalMachine
+
+    assert PhysicalMachine(hypervisor=True).harts[0].hext
+    assert not PhysicalMachine().harts[0].hext
+
+
+def test_hfence_pseudo_forms_match_gnu_as() -> None:
+    from virtlevels.machine.asm import assemble
+    from virtlevels.machine.disasm import disassemble
+    from virtlevels.machine.isa.encodings import ENCODINGS, H_ENCODINGS
+
+    table = (*ENCODINGS, *H_ENCODINGS)
+    image = assemble("hfence.vvma\nhfence.gvma a0\nhfence.vvma a0, a1\n", encodings=table)
+    data = image.segments[0].data
+    words = [int.from_bytes(data[i : i + 4], "little") for i in range(0, len(data), 4)]
+    assert words == [0x22000073, 0x62050073, 0x22B50073]  # riscv64-unknown-elf-as 2.40
+    assert [disassemble(w, encodings=table) for w in words] == ["hfence.vvma", "hfence.gvma\ta0",
+                                                               "hfence.vvma\ta0,a1"]

@@ -287,8 +287,8 @@ def _alias(
         return None
     if name == "fence" and (w >> 20) & 0xFF == 0xFF and w >> 28 == 0:
         return "fence", "", False
-    if name == "sfence.vma" and rs2 == 0:
-        return "sfence.vma", ("" if rs1 == 0 else R[rs1]), False
+    if name in ("sfence.vma", "hfence.vvma", "hfence.gvma") and rs2 == 0:
+        return name, ("" if rs1 == 0 else R[rs1]), False
     return None
 
 

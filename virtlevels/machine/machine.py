@@ -26,7 +26,7 @@ from virtlevels.events import EventQueue
 from virtlevels.machine.bus import Bus
 from virtlevels.machine.hart import PRIV_NAMES, Hart
 from virtlevels.machine.image import Image
-from virtlevels.machine.isa.table import InstructionTable
+from virtlevels.machine.isa.table import HYPERVISOR_PROFILE, InstructionTable
 from virtlevels.machine.memmap import CLINT_BASE, NATIVE_BASE, NATIVE_SIZE, RAM_BASE, RAM_SIZE_DEFAULT
 from virtlevels.machine.memory import PAGE_SHIFT, PhysicalMemory
 from virtlevels.machine.mmu import Mmu
@@ -135,6 +135,7 @@ class PhysicalMachine:
     profile: CostModel | str = "default"  # a CostModel, a profile name, or a path to a TOML profile
     world: World | None = None
     table: InstructionTable = attrs.field(factory=InstructionTable)
+    hypervisor: bool = False  # the H extension (misa.H): the rv32imah instruction profile
     ram_base: int = RAM_BASE
     with_clint: bool = True
     svadu: bool = True
@@ -167,6 +168,8 @@ class PhysicalMachine:
     _trap_observer: Callable[..., None] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
+        if self.hypervisor and not self.table.hypervisor:
+            self.table = InstructionTable(profile=HYPERVISOR_PROFILE)
         if self.num_harts < 1:
             raise ConfigError(f"a machine needs at least one hart, got {self.num_harts}")
         if isinstance(self.profile, CostModel):
@@ -226,7 +229,7 @@ class PhysicalMachine:
         graph.add(self.node_id, "machine", name=self.name, harts=self.num_harts, profile=self.cost.name)
         for hart in self.harts:
             hid = world.new_id("hart", parent=self.node_id)
-            graph.add(hid, "hart", index=hart.id, isa="rv32ima")
+            graph.add(hid, "hart", index=hart.id, isa=self.table.profile)
             graph.link(hid, self.node_id, "part_of")
         mid = world.new_id("memory", parent=self.node_id)
         graph.add(mid, "memory", base=self.ram_base, size=self.ram_size)

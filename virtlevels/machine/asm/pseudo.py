@@ -338,13 +338,21 @@ def _fence_tso(a: Assembler, ops: list[str]) -> list[Insn]:
     return [a.make("fence", extra=0x8 << 28 | 0x3 << 24 | 0x3 << 20)]
 
 
-@_pseudo("sfence.vma")
-def _sfence(a: Assembler, ops: list[str]) -> list[Insn] | None:
-    if len(ops) == 0:
-        return [a.make("sfence.vma")]
-    if len(ops) == 1:
-        return [a.make("sfence.vma", rs1=a.reg(ops[0]))]
-    return None
+def _fence_vma(name: str) -> Handler:
+    """SFENCE.VMA and the H extension's HFENCE.VVMA/GVMA: rs1 and rs2 default to zero (GNU as)."""
+
+    def handler(a: Assembler, ops: list[str]) -> list[Insn] | None:
+        if len(ops) == 0:
+            return [a.make(name)]
+        if len(ops) == 1:
+            return [a.make(name, rs1=a.reg(ops[0]))]
+        return None  # two operands: the base instruction
+
+    return handler
+
+
+for _name in ("sfence.vma", "hfence.vvma", "hfence.gvma"):
+    _pseudo(_name)(_fence_vma(_name))
 
 
 @_pseudo("scall")
