@@ -64,6 +64,7 @@ from virtlevels.kernel.vfs.constants import (
     O_RDONLY,
     O_RDWR,
     O_WRONLY,
+    S_IFIFO,
 )
 
 Gen = Generator[Any, Any, Any]
@@ -73,9 +74,6 @@ SIGCHLD = 17
 CLONE_PARENT = 0x00008000
 # prctl(2) options the runtime uses (include/uapi/linux/prctl.h).
 PR_SET_NO_NEW_PRIVS = 38
-PR_CAPBSET_DROP = 24
-PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_RAISE = 2
 X_OK = 1
 F_SETFD = 2
 
@@ -177,7 +175,6 @@ class CreatePlan:
     hooks: list[HookCall]  # prestart, createRuntime, createContainer (run by create)
     start_hooks: list[HookCall]  # startContainer
     state_json: Callable[[str], str]  # status -> the state document the hooks get on stdin
-    mkfifo: Callable[[str], None]  # WORKAROUND: the kernel has no mknodat(2) system call yet
     # results, filled in by the programs
     init_pid: int = 0
     dirfd: int = -1  # init's descriptor of the state directory, kept across pivot_root
@@ -199,6 +196,7 @@ class ProcessPlan:
     umask: int | None
     caps: tuple[int, int, int, int, int] | None  # bounding, effective, inheritable, permitted, ambient
     no_new_privileges: bool
+    additional_gids: tuple[int, ...] = ()
 
 
 class Failure(Exception):
@@ -321,7 +319,11 @@ def runc_create(plan: CreatePlan) -> Gen:
     try:
         made = yield from mkdir_p(plan.state_dir, 0o711)
         made_state = bool(made)
-        plan.mkfifo(plan.state_dir + "/exec.fifo")
+        # runc: umask 0, mkfifo(exec.fifo, 0622), so init (maybe another uid) can open it to write.
+        old_mask = yield sys.umask(0)
+        r = yield sys.mknodat(AT_FDCWD, plan.state_dir + "/exec.fifo", S_IFIFO | 0o622)
+        yield sys.umask(old_mask)
+        _check(r, f"mkfifo {plan.state_dir}/exec.fifo")
         # The container's stdio (terminal: false): what runc passes through, here its log file.
         yield from setup_stdio(plan.state_dir + "/stdout")
         # cgroup-v2.rst "Organizing Processes": create the cgroup, controllers enabled top-down.
@@ -463,9 +465,11 @@ def runc_init(plan: CreatePlan, sync: tuple[int, int], ready: tuple[int, int]) -
 
 
 def _setup(plan: CreatePlan) -> Gen:
-    # runc switches to root of a new user namespace here (setresuid(0)). WORKAROUND: the kernel's
-    # setuid drops capabilities when leaving kernel uid 0 rather than the namespace's root, so the
-    # switch waits for exec_process (the process user); setup runs with the clone's full caps there.
+    # runc's nsexec becomes root of a new user namespace (setresuid(0)) before preparing the
+    # rootfs, which must then be owned by the mapped root. Bundles here are imported as the
+    # host's root, so setup keeps the clone's ids (the rootfs's owner) and the switch to the
+    # process user happens in exec_process; setuid(0) there keeps the namespace root's
+    # capabilities (the kernel compares with make_kuid(user_ns, 0), as cap_emulate_setxuid).
     if plan.new_flags & CLONE_NEWNS or any(t == "mount" for t, _p in plan.joins):
         yield from _setup_rootfs(plan)
     else:
@@ -609,35 +613,42 @@ def caps_masks(names: Any) -> tuple[int, int, int, int, int] | None:
 
 
 def exec_process(p: ProcessPlan, warnings: list[str]) -> Gen:
-    """The last steps before the user's program: capabilities, user, no_new_privs, cwd, execve."""
-    # The user first (runc sets PR_SET_KEEPCAPS around it), then the capability sets.
+    """The last steps before the user's program, in runc's finalizeNamespace order: bounding set,
+    user (with PR_SET_KEEPCAPS around it so the permitted set survives), capabilities, ambient set,
+    no_new_privs, umask, cwd, execve (whose capability rules then apply)."""
+    caps = p.caps
+    if caps is not None:
+        for cap in range(ALL_CAPS.bit_length()):
+            if not caps[0] >> cap & 1:
+                r = yield sys.capbset_drop(cap)
+                if r < 0:
+                    yield sys.write(2, f"drop capability {cap} from the bounding set: errno {-r}\n")
+                    return 1
+        yield sys.set_keepcaps(True)
+    # Supplementary groups: the configured ones, or none (runc clears inherited groups; in a user
+    # namespace whose setgroups is "deny" that fails harmlessly).
+    r = yield sys.setgroups(list(p.additional_gids))
+    if r < 0 and p.additional_gids:
+        yield sys.write(2, f"setgroups {list(p.additional_gids)}: errno {-r}\n")
+        return 1
     for call, value in ((sys.setgid, p.gid), (sys.setuid, p.uid)):
         r = yield call(value)
         if r < 0:
             yield sys.write(2, f"set user {p.uid}:{p.gid}: errno {-r}\n")
             return 1
-    if p.caps is not None:
-        bounding, effective, inheritable, permitted, ambient = p.caps
-        for cap in range(ALL_CAPS.bit_length()):
-            if not bounding >> cap & 1:
-                r = yield sys.prctl(PR_CAPBSET_DROP, cap)
-                if r < 0:
-                    # WORKAROUND: the kernel lacks PR_CAPBSET_DROP; without execve's capability
-                    # transformation the bounding set changes nothing, so say so and go on.
-                    warnings.append("bounding set not applied: prctl(PR_CAPBSET_DROP) unsupported")
-                    break
+    if caps is not None:
+        _bounding, effective, inheritable, permitted, ambient = caps
+        yield sys.set_keepcaps(False)
         r = yield sys.capset(effective, permitted, inheritable)
         if r < 0:
-            # WORKAROUND: no PR_SET_KEEPCAPS, so a setuid away from root already dropped the
-            # permitted set (and the kernel's setuid compares against kernel uid 0, not the user
-            # namespace's root): the process runs with fewer capabilities than asked, never more.
-            warnings.append(f"capset failed (errno {-r}): the process keeps only what setuid left")
+            yield sys.write(2, f"capset: errno {-r}\n")
+            return 1
         for cap in range(ALL_CAPS.bit_length()):
             if ambient >> cap & 1:
-                r = yield sys.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
+                r = yield sys.cap_ambient(sys.CAP_AMBIENT_RAISE, cap)
                 if r < 0:
-                    warnings.append("ambient set not applied: prctl(PR_CAP_AMBIENT) unsupported")
-                    break
+                    # runc ignores this too: an ambient cap outside permitted/inheritable is skipped.
+                    warnings.append(f"ambient capability {cap} not raised: errno {-r}")
     if p.no_new_privileges:
         yield sys.prctl(PR_SET_NO_NEW_PRIVS, 1)
     if p.umask is not None:

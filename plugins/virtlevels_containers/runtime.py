@@ -25,7 +25,6 @@ import attrs
 from virtlevels.errors import ConfigError, LifecycleError, VirtlevelsError
 from virtlevels.kernel import scripted as sys
 from virtlevels.kernel.kernel import Kernel
-from virtlevels.kernel.vfs.constants import S_IFIFO
 from virtlevels_containers import init as rinit
 from virtlevels_containers.busybox import register_busybox
 from virtlevels_containers.image import Entry, entries_from_dir, unpack
@@ -150,11 +149,6 @@ class Runtime:
             raise RuntimeError_(f"{what}: did not finish within {OP_LIMIT} cycles")
         return int(p.exit_code)
 
-    def _mkfifo(self, path: str) -> None:
-        # WORKAROUND (kernel needed: mknodat(2) syscall): the FIFO is made host-side through the VFS.
-        k = self.kernel
-        k.vfs.mknodat(k._boot_fs, k.init_creds, path, S_IFIFO | 0o622)
-
     # -- bundles ---------------------------------------------------------------------------------------
     def import_bundle(self, path: str | os.PathLike[str]) -> BundleSource:
         """Load a host bundle (validated) and copy its rootfs into the VFS at the same path."""
@@ -252,10 +246,6 @@ class Runtime:
             prop = rinit.PROPAGATION[linux.rootfs_propagation]
         process = spec.process
         assert process is not None
-        if process.user.additional_gids:
-            raise ConfigError(
-                f"{spec.source}: $.process.user.additionalGids: needs setgroups(2), which the kernel lacks"
-            )
         if linux.seccomp is not None and self.kernel.seccomp_provider is None:
             raise ConfigError(f"{spec.source}: $.linux.seccomp: needs the sandbox plugin's seccomp provider")
         hooks = [
@@ -287,7 +277,6 @@ class Runtime:
             hostname=spec.hostname, domainname=spec.domainname,
             rlimits=[(r.resource, r.soft, r.hard) for r in process.rlimits],
             process=process_plan(spec), hooks=hooks, start_hooks=start_hooks, state_json=state_json,
-            mkfifo=self._mkfifo,
         )  # fmt: skip
         holder["plan"] = plan
         return plan
@@ -502,6 +491,7 @@ def process_plan(spec: RuntimeSpec) -> rinit.ProcessPlan:
     return rinit.ProcessPlan(
         args=p.args, env=p.env, cwd=p.cwd, uid=p.user.uid, gid=p.user.gid, umask=p.user.umask,
         caps=rinit.caps_masks(p.capabilities), no_new_privileges=p.no_new_privileges,
+        additional_gids=p.user.additional_gids,
     )  # fmt: skip
 
 

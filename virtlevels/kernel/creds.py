@@ -29,6 +29,8 @@ class Credentials:
     cap_ambient: int = 0
     no_new_privs: bool = False
     user_ns: UserNamespaceLike | None = None
+    #: SECBIT_KEEP_CAPS (prctl PR_SET_KEEPCAPS): permitted survives leaving uid 0; execve clears it.
+    keep_caps: bool = False
 
     def copy(self) -> Credentials:
         """A new credentials object (fork gives the child its own copy, as copy_creds does)."""

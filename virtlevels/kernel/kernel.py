@@ -53,7 +53,6 @@ from virtlevels.kernel.syscalls.table import FilterVerdict, SyscallFilter, defau
 from virtlevels.kernel.usermem import ScriptedMemory
 from virtlevels.kernel.vfs.constants import MAY_EXEC, O_RDONLY
 from virtlevels.kernel.vfs.file import FdTable
-from virtlevels.kernel.vfs.mount import MountNamespace
 from virtlevels.kernel.vfs.ops import Vfs
 from virtlevels.kernel.wait import WaitQueue, WouldBlock
 from virtlevels.world import World
@@ -81,25 +80,36 @@ SCRIPT_MAGIC = b"#!scripted "
 ELF_MAGIC = b"\x7fELF"
 
 
+def exec_creds(old: Credentials, user_ns: Any) -> Credentials:
+    """The capability transformation of execve (capabilities(7) "Transformation of capabilities
+    during execve()"; security/commoncap.c cap_bprm_creds_from_file) for a file without file
+    capabilities or set-user-ID bits, which is every file here:
+
+        P'(ambient) = P(ambient);  P'(permitted) = P'(ambient);  P'(effective) = P'(ambient)
+
+    except for root (uid 0 of the user namespace, handle_privileged_root): its file sets are
+    taken as full, so P'(permitted) = P(inheritable) | P(bounding), and effective is all of
+    permitted when the effective uid is root. SECBIT_KEEP_CAPS is cleared.
+    """
+    new = old.copy()
+    root = user_ns.make_kuid(0)
+    amb = old.cap_ambient
+    if root is not None and root in (old.euid, old.uid):
+        new.cap_permitted = (old.cap_inheritable | old.cap_bounding) | amb
+        new.cap_effective = new.cap_permitted if old.euid == root else amb
+    else:
+        new.cap_permitted = amb
+        new.cap_effective = amb
+    new.keep_caps = False
+    return new
+
+
 class KernelPanic(VirtlevelsError):
     """Something a scripted program did is a bug in the program (it raised an exception)."""
 
 
-class _LazyMountTree:
-    """What a MntNamespace holds as its ``tree``: a VFS mount namespace, copied lazily.
-
-    ns.mnt calls ``tree.clone()`` while building a new namespace, before the owning user
-    namespace is known; the copy (which depends on it: a less privileged copy turns shared
-    mounts into slaves) is made by the kernel right after, in :meth:`Kernel._materialize`.
-    """
-
-    def __init__(self, vfs_ns: MountNamespace | None, source: _LazyMountTree | None = None) -> None:
-        self.vfs_ns = vfs_ns
-        self.source = source
-        self.mapping: dict[Any, Any] = {}
-
-    def clone(self) -> _LazyMountTree:
-        return _LazyMountTree(None, self)
+#: What ``Cpu.tick`` holds while the CPU runs a step (no event is pending, but one will be).
+_BUSY: Any = object()
 
 
 class Kernel:
@@ -203,9 +213,8 @@ class Kernel:
         root_sb = vfs.new_tmpfs(mode=0o755, source="rootfs")
         vfs_ns = vfs.new_namespace(root_sb)
         self.init_creds, self.init_nsproxy = create_initial(
-            self.nsctx, mount_tree=_LazyMountTree(vfs_ns), root_cgroup=self.cgroups.root
+            self.nsctx, mount_tree=vfs_ns, root_cgroup=self.cgroups.root
         )
-        vfs_ns.set_graph_id(self.init_nsproxy.mnt.node_id)
         if hostname is not None:
             self.init_nsproxy.uts.nodename = hostname.encode()
         procfs.register_filesystems(self)
@@ -317,6 +326,7 @@ class Kernel:
         name: str | None = None,
         nice: int = 0,
         stdio: bool = False,
+        envp: list[str] | tuple[str, ...] = (),
     ) -> Task:
         """Start a process from the host side (as the kernel starts init, or as a runtime does).
 
@@ -349,7 +359,7 @@ class Kernel:
                 t.files.install(con.get())
             con.put()
         if isinstance(program, str):
-            self._exec_path(t, program, list(argv) or [program], [])
+            self._exec_path(t, program, list(argv) or [program], list(envp))
         else:
             t.comm = name or getattr(program, "__name__", "prog")[:15]
             t.argv = list(argv)
@@ -410,7 +420,6 @@ class Kernel:
                 cgroup=cg, chrooted=self.chrooted(parent),
             )  # fmt: skip
             undo.append(nsp.put)
-            self._materialize(parent.nsproxy, nsp)
             pid_ns = parent.pid_ns if thread else nsp.pid_for_children
             pid = pid_ns.alloc_pid()
             undo.append(lambda: free_pid(pid))
@@ -428,8 +437,7 @@ class Kernel:
             fs = parent.fs.copy()
             self._fs_users[id(fs)] = 1
             if nsp.mnt is not parent.nsproxy.mnt:
-                tree = nsp.mnt.tree
-                fs.translate(tree.mapping, tree.vfs_ns)
+                fs.translate(nsp.mnt.take_mapping(), nsp.mnt.tree)
         if flags & CLONE_FILES:
             files = parent.files
             self._files_users[id(files)] += 1
@@ -450,6 +458,7 @@ class Kernel:
             proc.parent.children.append(proc)
         t = Task(pid, proc, creds, nsp, fs, files, mm, comm=parent.comm, kind=parent.kind, nice=parent.nice)
         t.argv = list(parent.argv)
+        t.envp = parent.envp
         fs.task = t
         self._attach(t, proc, pid)
         if thread:
@@ -464,25 +473,8 @@ class Kernel:
             t.gen = fn(*args)
         return t
 
-    def _materialize(self, old: NsProxy, new: NsProxy) -> None:
-        """Make the VFS copy of a mount namespace that copy_namespaces created (see _LazyMountTree)."""
-        mnt = new.mnt
-        tree = mnt.tree
-        if not isinstance(tree, _LazyMountTree) or tree.vfs_ns is not None:
-            return
-        src = tree.source
-        assert src is not None and src.vfs_ns is not None
-        less = mnt.owner_ns is not old.mnt.owner_ns
-        tree.vfs_ns, tree.mapping = src.vfs_ns.clone(less_privileged=less, user_ns=mnt.owner_ns)
-        tree.vfs_ns.set_graph_id(mnt.node_id)
-
     def _put_nsproxy(self, nsp: NsProxy) -> None:
-        mnt = nsp.mnt
-        nsp.put()
-        if mnt.dead and isinstance(mnt.tree, _LazyMountTree) and mnt.tree.vfs_ns is not None:
-            # MntNamespace has no release hook: the last reference is gone, so unmount its tree.
-            mnt.tree.vfs_ns.destroy()
-            mnt.tree.vfs_ns = None
+        nsp.put()  # a mount namespace's last reference unmounts its tree (MntNamespace._release)
 
     def clone(self, parent: Task, flags: int, entry: Any = None) -> Task:
         """clone(2) for kernel callers: returns the new task, already runnable."""
@@ -520,8 +512,10 @@ class Kernel:
         self._de_thread(t)
         loader()
         t.files.exec()
+        t.creds = exec_creds(t.creds, t.nsproxy.user)
         t.comm = posixpath.basename(path)[:15]
         t.argv = list(argv)
+        t.envp = list(envp)
         self._observe(t.process, "exec")
 
     def _exec_scripted(self, t: Task, prog: Program, argv: list[str], envp: list[str]) -> None:
@@ -529,7 +523,10 @@ class Kernel:
         t.mm = AddressSpace()
         t.kind = "scripted"
         old = t.gen
-        t.gen = prog(*argv[1:]) if len(argv) > 1 else prog()
+        # The environment reaches a program that asks for it by an ``envp`` parameter (as
+        # main(argc, argv, envp)); any program can also read /proc/self/environ.
+        kw = {"envp": list(envp)} if getattr(prog, "wants_envp", False) else {}
+        t.gen = prog(*argv[1:], **kw)
         t.started = False
         t.resume = None
         t.pending = None
@@ -762,6 +759,8 @@ class Kernel:
         self.sched.dequeue(t)
 
     def _kick(self, cpu: Cpu) -> None:
+        # A CPU in the middle of its step (tick is _BUSY) schedules its own next event when the
+        # step ends: starting a second chain here would run two steps at the same instant.
         if cpu.tick is None:
             cpu.tick = self.world.events.schedule(self.world.now, lambda: self._cpu_tick(cpu))
 
@@ -777,7 +776,14 @@ class Kernel:
                 self._graph_relink(task, task.leader)
 
     def _cpu_tick(self, cpu: Cpu) -> None:
-        cpu.tick = None
+        cpu.tick = _BUSY
+        try:
+            self._cpu_step(cpu)
+        finally:
+            if cpu.tick is _BUSY:
+                cpu.tick = None  # idle (or a program crashed): the next wake-up starts a new chain
+
+    def _cpu_step(self, cpu: Cpu) -> None:
         now_ns = self.now_ns()
         t = cpu.curr
         if t is not None and (

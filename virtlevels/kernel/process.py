@@ -140,6 +140,7 @@ class Task:
     exit_after_syscall: int | None = None
     clear_child_tid: int = 0
     argv: list[str] = attrs.field(factory=list)
+    envp: list[str] = attrs.field(factory=list)  # the environment given to the last execve
     seccomp: Any = None  # the sandbox plugin's per-task filter state
     umem: Any = None  # a scripted task's user-memory shim for the current call
     pids_cg: Any = None  # threads: the cgroup their pid is charged to

@@ -2,9 +2,8 @@
 
 Each proc mount belongs to a pid namespace (the mounter's, as Linux's proc_fill_super takes
 task_active_pid_ns): it lists the processes visible there and shows pids in that namespace's
-numbering. ``/proc/self`` is the reader. /proc/PID/ns/* are links whose text is ``type:[inode]``;
-opening one gives a namespace file descriptor for setns(2) (the kernel's openat recognises
-:class:`NsLink`, standing in for nsfs's "magic links").
+numbering. ``/proc/self`` is the reader. /proc/PID/ns/* are magic links whose text is ``type:[inode]``;
+opening one gives a namespace file descriptor for setns(2) (the VFS's nsfs-like magic file).
 
 The cgroup2 filesystem shows the hierarchy from the mounter's cgroup-namespace root; its files
 read and write through the cgroup package's text interface.
@@ -28,11 +27,13 @@ if TYPE_CHECKING:
     from virtlevels.kernel.process import Process, Task
 
 
-@attrs.define(eq=False)
-class NsLink(SynSymlink):
-    """/proc/PID/ns/TYPE: readlink gives ``type:[inode]``; open gives the namespace itself."""
+def _const(obj: Any) -> Any:
+    """A magic link's target function that always leads to ``obj``."""
 
-    ns: Any = None
+    def magic(caller: Any) -> Any:
+        return obj
+
+    return magic
 
 
 def _reader_user_ns(caller: Any, k: Kernel) -> Any:
@@ -229,6 +230,9 @@ def pid_dir(k: Kernel, p: Process, pid_ns: Any) -> SynDir:
     def cmdline(caller: Any) -> bytes:
         return b"".join(a.encode() + b"\0" for a in leader().argv)
 
+    def environ(caller: Any) -> bytes:
+        return b"".join(e.encode(errors="surrogateescape") + b"\0" for e in leader().envp)
+
     def uid_map(caller: Any) -> bytes:
         return leader().nsproxy.user.read_uid_map(_reader_user_ns(caller, k)).encode()
 
@@ -268,7 +272,9 @@ def pid_dir(k: Kernel, p: Process, pid_ns: Any) -> SynDir:
         t = leader()
         if t.dead:
             return {}
-        return {name: NsLink(ns.proc_link(), ns=ns) for name, ns in t.nsproxy.proc_ns(t.pid_ns).items()}
+        # proc(5)/nsfs magic links: readlink shows "type:[inode]", open gives the namespace itself.
+        return {name: SynSymlink(ns.proc_link(), magic=_const(ns))
+                for name, ns in t.nsproxy.proc_ns(t.pid_ns).items()}  # fmt: skip
 
     def fd_entries(caller: Any) -> dict[str, Any]:
         t = leader()
@@ -282,11 +288,19 @@ def pid_dir(k: Kernel, p: Process, pid_ns: Any) -> SynDir:
         c = leader().creds
         return {name: attrs.evolve(node, uid=c.euid, gid=c.egid) for name, node in files.items()}
 
+    def get(caller: Any, name: str) -> Any:
+        node = files.get(name)
+        if node is None:
+            return None
+        c = leader().creds
+        return attrs.evolve(node, uid=c.euid, gid=c.egid)
+
     files: dict[str, Any] = {
         "status": SynFile(read=status),
         "stat": SynFile(read=lambda c: _stat_line(k, p, pid_ns).encode()),
         "comm": SynFile(read=comm, write=write_comm),
         "cmdline": SynFile(read=cmdline),
+        "environ": SynFile(read=environ, mode=0o400),  # proc(5): readable by the owner only
         "cgroup": SynFile(read=cgroup),
         "mounts": SynFile(read=mounts),
         "mountinfo": SynFile(read=mountinfo),
@@ -298,7 +312,7 @@ def pid_dir(k: Kernel, p: Process, pid_ns: Any) -> SynDir:
         "ns": SynDir(ns_entries, mode=0o511),
         "fd": SynDir(fd_entries, mode=0o500),
     }
-    return SynDir(entries, mode=0o555)
+    return SynDir(entries, mode=0o555, get=get)
 
 
 def _fd_target(k: Kernel, f: Any) -> str:
@@ -333,6 +347,14 @@ def cgroup_dir(k: Kernel, cg: Cgroup) -> SynDir:
             out[name] = cgroup_dir(k, cg.children[name])
         return out
 
+    def get(caller: Any, name: str) -> Any:
+        if cg.removed:
+            return None
+        child = cg.children.get(name)
+        if child is not None:
+            return cgroup_dir(k, child)
+        return _cg_file(k, cg, name) if h.has_file(cg, name) else None
+
     def mkdir(caller: Any, name: str, mode: int) -> None:
         h.mkdir(cg, name, creds=caller.creds if caller is not None else None)
 
@@ -342,7 +364,7 @@ def cgroup_dir(k: Kernel, cg: Cgroup) -> SynDir:
             raise KernelError(2, name)
         h.rmdir(child, creds=caller.creds if caller is not None else None)
 
-    return SynDir(entries, mode=0o755, uid=cg.uid, gid=cg.gid, mkdir=mkdir, rmdir=rmdir)
+    return SynDir(entries, mode=0o755, uid=cg.uid, gid=cg.gid, mkdir=mkdir, rmdir=rmdir, get=get)
 
 
 def _cg_file(k: Kernel, cg: Cgroup, name: str) -> SynFile:

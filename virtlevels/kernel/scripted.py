@@ -83,6 +83,13 @@ class Touch:
     write: bool = True
 
 
+def with_envp(program: Program) -> Program:
+    """Mark a program as taking its environment: execve calls it as ``program(*argv[1:],
+    envp=[...])`` (the strings given to execve, as main's third argument)."""
+    program.wants_envp = True  # type: ignore[attr-defined]
+    return program
+
+
 def burn(cycles: int) -> Burn:
     return Burn(cycles)
 
@@ -193,6 +200,11 @@ def getdents64(fd: int, count: int = 4096) -> Syscall:
 
 def mkdirat(dirfd: int, path: str, mode: int = 0o777) -> Syscall:
     return _call(nr.mkdirat, dirfd, path, mode)
+
+
+def mknodat(dirfd: int, path: str, mode: int, dev: int = 0) -> Syscall:
+    """``mode`` includes the file type (S_IFIFO, S_IFCHR...); ``dev`` is a makedev() number."""
+    return _call(nr.mknodat, dirfd, path, mode, dev)
 
 
 def unlinkat(dirfd: int, path: str, flags: int = 0) -> Syscall:
@@ -320,6 +332,21 @@ def setgid(gid: int) -> Syscall:
     return _call(nr.setgid, gid)
 
 
+def getgroups(size: int = 64) -> Syscall:
+    """The supplementary gids as a tuple (size 0: just their number)."""
+    if size == 0:
+        return _call(nr.getgroups, 0, 0)
+
+    def dec(result: int, outs: list[bytes]) -> Any:
+        return result if result < 0 else struct.unpack(f"<{result}I", outs[0][: 4 * result])
+
+    return _call(nr.getgroups, size, Out(4 * size), decode=dec)
+
+
+def setgroups(gids: Sequence[int]) -> Syscall:
+    return _call(nr.setgroups, len(gids), struct.pack(f"<{len(gids)}I", *gids) if gids else None)
+
+
 SIGCHLD = 17
 
 
@@ -363,6 +390,34 @@ def tgkill(tgid: int, tid: int, sig: int) -> Syscall:
 
 def prctl(option: int, arg2: Any = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> Syscall:
     return _call(nr.prctl, option, arg2, arg3, arg4, arg5)
+
+
+def capbset_read(cap: int) -> Syscall:
+    """prctl(PR_CAPBSET_READ): 1 if ``cap`` is in the bounding set."""
+    return _call(nr.prctl, 23, cap, 0, 0, 0)
+
+
+def capbset_drop(cap: int) -> Syscall:
+    """prctl(PR_CAPBSET_DROP): remove ``cap`` from the bounding set (needs CAP_SETPCAP)."""
+    return _call(nr.prctl, 24, cap, 0, 0, 0)
+
+
+#: prctl(PR_CAP_AMBIENT) operations.
+CAP_AMBIENT_IS_SET, CAP_AMBIENT_RAISE, CAP_AMBIENT_LOWER, CAP_AMBIENT_CLEAR_ALL = 1, 2, 3, 4
+
+
+def cap_ambient(op: int, cap: int = 0) -> Syscall:
+    """prctl(PR_CAP_AMBIENT, op, cap): IS_SET, RAISE (permitted and inheritable), LOWER, CLEAR_ALL."""
+    return _call(nr.prctl, 47, op, cap, 0, 0)
+
+
+def set_keepcaps(keep: bool) -> Syscall:
+    """prctl(PR_SET_KEEPCAPS): keep the permitted set when leaving uid 0 (cleared by execve)."""
+    return _call(nr.prctl, 8, int(keep), 0, 0, 0)
+
+
+def get_keepcaps() -> Syscall:
+    return _call(nr.prctl, 7, 0, 0, 0, 0)
 
 
 def prctl_get_name() -> Syscall:

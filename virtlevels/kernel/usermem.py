@@ -17,6 +17,7 @@ import attrs
 from virtlevels.kernel.errno import EFAULT, ENAMETOOLONG, KernelError
 
 PATH_MAX = 4096
+PAGE_SIZE = 4096
 
 
 class UserMemory(Protocol):
@@ -29,10 +30,16 @@ def read_cstr(mem: UserMemory, addr: int, limit: int = PATH_MAX) -> bytes:
     """A NUL-terminated string (strncpy_from_user); ENAMETOOLONG past ``limit``."""
     if addr == 0:
         raise KernelError(EFAULT, "NULL string pointer")
+    if isinstance(mem, ScriptedMemory):
+        return mem.read_cstr(addr, limit)
+    # A page at a time: a string never faults on a page it does not reach.
     out = bytearray()
     while len(out) < limit:
-        chunk = mem.read(addr + len(out), 1)
-        if chunk == b"\0":
+        cur = addr + len(out)
+        chunk = mem.read(cur, min(limit - len(out), PAGE_SIZE - (cur & (PAGE_SIZE - 1))))
+        nul = chunk.find(0)
+        if nul >= 0:
+            out += chunk[:nul]
             return bytes(out)
         out += chunk
     raise KernelError(ENAMETOOLONG, "string longer than PATH_MAX")
@@ -110,6 +117,15 @@ class ScriptedMemory:
             if base <= addr and addr + size <= base + len(buf):
                 return buf, addr - base
         raise KernelError(EFAULT, f"bad user address {addr:#x}+{size}")
+
+    def read_cstr(self, addr: int, limit: int) -> bytes:
+        buf, off = self._find(addr, 1)
+        nul = buf.find(0, off, off + limit)
+        if nul < 0:
+            if len(buf) - off >= limit:
+                raise KernelError(ENAMETOOLONG, "string longer than PATH_MAX")
+            raise KernelError(EFAULT, f"unterminated string at {addr:#x}")
+        return bytes(buf[off:nul])
 
     def read(self, addr: int, size: int) -> bytes:
         if size == 0:

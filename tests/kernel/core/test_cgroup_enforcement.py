@@ -178,3 +178,33 @@ def _trace_run(seed: int) -> tuple[list, int]:
 
 def test_determinism_same_trace_and_cycles():
     assert _trace_run(0) == _trace_run(0)
+
+
+def test_thawing_a_frozen_cgroup_runs_its_tasks_again():
+    """cgroup.freeze 0 kicks idle CPUs, as the cpu.max refill does, so thawed tasks run."""
+    k = Kernel(ncpus=2)  # the worker gets the other CPU, idle while frozen
+    done: dict[str, int] = {}
+
+    def worker():
+        yield sc.burn(20_000_000)  # longer than a slice: the freeze stops it
+        done["worker"] = k.world.now
+        return 0
+
+    def controller():
+        yield sc.mkdirat(AT_FDCWD, "/sys/fs/cgroup/box")
+        pid = yield sc.fork(worker)
+        fd = yield sc.openat(AT_FDCWD, "/sys/fs/cgroup/box/cgroup.procs", O_WRONLY)
+        yield sc.write(fd, str(pid))
+        yield sc.close(fd)
+        fd = yield sc.openat(AT_FDCWD, "/sys/fs/cgroup/box/cgroup.freeze", O_WRONLY)
+        yield sc.write(fd, "1")
+        yield sc.nanosleep(50_000_000)
+        done["frozen_for"] = k.world.now
+        yield sc.write(fd, "0")
+        yield sc.close(fd)
+        yield sc.wait4(pid)  # (pid 1 exiting would kill the worker)
+        return 0
+
+    k.spawn(controller)
+    k.run()
+    assert "worker" in done and done["worker"] > done["frozen_for"]

@@ -122,3 +122,35 @@ def test_nesting_limit_is_32_levels():
     with pytest.raises(KernelError) as e:
         create_pid_ns(p.user, ns)
     assert e.value.errno == ENOSPC
+
+
+def test_pid_allocation_wraps_above_reserved_and_fails_when_full():
+    _ctx, _creds, p = _setup()
+    host = p.pid_for_children
+    host.pid_max = 310
+    pids = [host.alloc_pid(i) for i in range(309)]  # 1..309: the namespace is full
+    assert pids[-1].nr == 309
+    with pytest.raises(KernelError):
+        host.alloc_pid("none left")
+    free_pid(pids[4])  # 5: below RESERVED_PIDS, not reused after the wrap
+    free_pid(pids[302])  # 303
+    assert host.alloc_pid("wrapped").nr == 303
+    with pytest.raises(KernelError):
+        host.alloc_pid("still full")
+
+
+def test_pid_allocation_does_not_scan_the_whole_range():
+    """alloc_pid is lazy (a cursor, as idr_alloc_cyclic): no per-fork allocation over pid_max."""
+    import tracemalloc
+
+    _ctx, _creds, p = _setup()
+    host = p.pid_for_children
+    host.pid_max = 1 << 22  # PID_MAX_LIMIT on 64-bit Linux
+    tracemalloc.start()
+    try:
+        for i in range(5):
+            host.alloc_pid(i)
+        _cur, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20

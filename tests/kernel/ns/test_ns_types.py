@@ -102,14 +102,31 @@ def test_mount_namespace_clones_the_tree():
     class Tree:
         def __init__(self, n=0):
             self.n = n
+            self.destroyed = False
+            self.clone_args = None
 
-        def clone(self):
-            return Tree(self.n + 1)
+        def clone(self, *, less_privileged=False, user_ns=None):
+            self.clone_args = (less_privileged, user_ns)
+            return Tree(self.n + 1), {"old": "new"}
+
+        def set_graph_id(self, node_id):
+            self.graph_id = node_id
+
+        def destroy(self):
+            self.destroyed = True
 
     ctx = NsContext()
     root, p = create_initial(ctx, mount_tree=Tree())
     _c, q = copy_namespaces(CLONE_NEWNS, root, p)
     assert q.mnt.tree is not p.mnt.tree and q.mnt.tree.n == 1
+    assert p.mnt.tree.clone_args == (False, p.user)  # same owner: not a less privileged copy
+    assert q.mnt.take_mapping() == {"old": "new"} and q.mnt.mapping == {}
+    # A copy made together with a new user namespace is owned by it, so it is less privileged.
+    _c2, r = copy_namespaces(CLONE_NEWNS | CLONE_NEWUSER, root, p)
+    assert p.mnt.tree.clone_args == (True, r.user) and r.mnt.owner_ns is r.user
+    tree = r.mnt.tree
+    r.put()
+    assert tree.destroyed and r.mnt.dead  # the last reference unmounts the tree
 
 
 @pytest.mark.parametrize(

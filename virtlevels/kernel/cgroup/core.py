@@ -440,6 +440,13 @@ class CgroupHierarchy:
 
         return files_of(cg)
 
+    def has_file(self, cg: Cgroup, name: str) -> bool:
+        """Whether ``cg``'s directory shows the interface file ``name`` (one lookup, no listing)."""
+        from virtlevels.kernel.cgroup.files import FILES, _present
+
+        f = FILES.get(name)
+        return f is not None and _present(cg, f)
+
     def read_file(self, cg: Cgroup, name: str, *, pid_ns: Any = None) -> str:
         from virtlevels.kernel.cgroup.files import read_file
 

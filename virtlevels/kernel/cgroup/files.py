@@ -123,7 +123,12 @@ def _freeze_write(cg: Cgroup, text: str) -> None:
     v = kstrto(text.strip(), signed=True, bits=32)
     if v not in (0, 1):
         raise KernelError(ERANGE, "cgroup.freeze takes 0 or 1")
+    thaw = cg.freeze and not v
     cg.freeze = bool(v)
+    h = cg.hierarchy
+    if thaw and h.on_unthrottle is not None:
+        # Thawed tasks are runnable again: idle CPUs must look at their queues (as a cpu.max refill).
+        h.on_unthrottle(cg)
 
 
 def _kill_write(cg: Cgroup, text: str) -> None:

@@ -141,6 +141,11 @@ class Namespace:
         return self.TYPE.name
 
     @property
+    def inum(self) -> int:
+        """The nsfs inode number (what stat(2) of an open namespace file shows)."""
+        return self.inode
+
+    @property
     def node_id(self) -> str:
         return f"{self.ctx.node_prefix}ns:{self.TYPE.name}:{self.inode}"
 

@@ -112,13 +112,22 @@ class PidNamespace(Namespace):
 
     # -- allocation -----------------------------------------------------------------------------
     def _alloc_nr(self) -> int:
-        # kernel/pid.c alloc_pid: cyclic allocation in [pid_min, pid_max); pid_min rises to
-        # RESERVED_PIDS once the cursor has passed it.
+        # kernel/pid.c alloc_pid (idr_alloc_cyclic): the first free number at or after the cursor
+        # (last_pid + 1) in [pid_min, pid_max), wrapping once; pid_min rises to RESERVED_PIDS once
+        # the cursor has passed it. Only taken numbers are stepped over, so a fork costs O(1)
+        # while the namespace is sparse.
+        pids = self.pids
+        pid_max = self.pid_max
         pid_min = RESERVED_PIDS if self.last_pid > RESERVED_PIDS else 1
-        start = max(self.last_pid + 1, pid_min)
-        for nr in (*range(start, self.pid_max), *range(pid_min, min(start, self.pid_max))):
-            if nr not in self.pids:
+        nr = max(self.last_pid + 1, pid_min)
+        if nr >= pid_max:
+            nr = pid_min
+        for _ in range(max(0, pid_max - pid_min)):
+            if nr not in pids:
                 return nr
+            nr += 1
+            if nr >= pid_max:
+                nr = pid_min
         raise KernelError(EAGAIN, f"no free pid in {self.proc_link()}")
 
     def alloc_pid(self, task: Any = None) -> Pid:

@@ -366,4 +366,5 @@ def creds_for_new_user_ns(creds: Credentials, ns: UserNamespace) -> Credentials:
     new.cap_effective = ALL_CAPS
     new.cap_bounding = ALL_CAPS
     new.cap_ambient = 0
+    new.keep_caps = False  # securebits return to SECUREBITS_DEFAULT (set_cred_user_ns)
     return new

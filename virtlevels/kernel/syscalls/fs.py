@@ -24,13 +24,10 @@ from virtlevels.kernel.vfs.constants import (
     F_SETFL,
     FD_CLOEXEC,
     O_CLOEXEC,
-    O_NOFOLLOW,
     O_PATH,
-    O_RDONLY,
     SETFL_MASK,
 )
 from virtlevels.kernel.vfs.file import OpenFile
-from virtlevels.kernel.vfs.namei import Walker
 from virtlevels.kernel.vfs.pipe import BrokenPipe
 from virtlevels.kernel.vfs.stat import Stat, pack_stat
 
@@ -52,51 +49,12 @@ def _opt_str(t: Any, addr: int) -> str | None:
     return None if addr == 0 else read_path(mem(t), addr)
 
 
-class NsFileOps:
-    """An open /proc/PID/ns/* file (an nsfs inode): it holds a reference on the namespace."""
-
-    seekable = False
-
-    def __init__(self, ns: Any) -> None:
-        self.ns = ns
-        ns.get()
-
-    def read(self, f: OpenFile, size: int) -> bytes:
-        raise KernelError(EINVAL, "namespace files cannot be read")
-
-    def write(self, f: OpenFile, data: bytes) -> int:
-        raise KernelError(EINVAL, "namespace files cannot be written")
-
-    def release(self, f: OpenFile) -> None:
-        self.ns.put()
-
-
-def _open_nsfs(k: Any, t: Any, path: str, dirfd: OpenFile | None, flags: int) -> OpenFile | None:
-    """If ``path`` names a /proc/PID/ns/* link, open the namespace it stands for (nsfs magic link)."""
-    from virtlevels.kernel.procfs import NsLink
-
-    if flags & O_NOFOLLOW and not flags & O_PATH:
-        return None
-    try:
-        p = Walker(t.fs, t.creds).resolve(path, dirfd, follow=False)
-    except KernelError:
-        return None
-    node = p.dentry.inode.private
-    if not isinstance(node, NsLink) or node.ns is None:
-        return None
-    inode = p.dentry.inode
-    inode.open_count += 1
-    return OpenFile(inode, NsFileOps(node.ns), O_RDONLY, None, caller=t)
-
-
 @syscall(nr.openat, 4)
 def sys_openat(k: Any, t: Any, dirfd: int, pathp: int, flags: int, mode: int) -> int:
     path = read_path(mem(t), pathp)
     files = _fds(k, t)
     d = _dirfd(t, dirfd, path)
-    f = _open_nsfs(k, t, path, d, flags)
-    if f is None:
-        f = k.vfs.openat(t.fs, t.creds, path, flags, mode & 0o7777, d)
+    f = k.vfs.openat(t.fs, t.creds, path, flags, mode & 0o7777, d)
     try:
         return int(files.install(f, bool(flags & O_CLOEXEC)))
     except KernelError:
@@ -205,6 +163,15 @@ def sys_getdents64(k: Any, t: Any, fd: int, dirp: int, count: int) -> int:
 def sys_mkdirat(k: Any, t: Any, dirfd: int, pathp: int, mode: int) -> int:
     path = read_path(mem(t), pathp)
     k.vfs.mkdirat(t.fs, t.creds, path, mode & 0o7777, _dirfd(t, dirfd, path))
+    return 0
+
+
+@syscall(nr.mknodat, 4)
+def sys_mknodat(k: Any, t: Any, dirfd: int, pathp: int, mode: int, dev: int) -> int:
+    """mknodat(2): FIFOs, regular files and sockets for anyone allowed to create in the directory;
+    character and block devices need CAP_MKNOD (in the initial user namespace, capable())."""
+    path = read_path(mem(t), pathp)
+    k.vfs.mknodat(t.fs, t.creds, path, mode & 0o177777, dev & 0xFFFFFFFF, _dirfd(t, dirfd, path))
     return 0
 
 

@@ -102,18 +102,12 @@ def sys_unshare(k: Any, t: Any, flags: int) -> int:
     chrooted = t.fs.ns is not None and t.fs.root.dentry is not _ns_root(t.fs.ns)
     creds, nsp = unshare_namespaces(flags, t.creds, t.nsproxy, active_pid_ns=t.pid_ns, cgroup=cg,
                                     chrooted=chrooted)  # fmt: skip
-    try:
-        k._materialize(t.nsproxy, nsp)
-    except BaseException:
-        nsp.put()
-        raise
     new_fs = None
     if flags & (CLONE_NEWNS | CLONE_NEWUSER | 0x200) and k._fs_users.get(id(t.fs), 1) > 1:
         new_fs = t.fs.copy()
     if nsp.mnt is not t.nsproxy.mnt:
         fs = new_fs if new_fs is not None else t.fs
-        tree = nsp.mnt.tree
-        fs.translate(tree.mapping, tree.vfs_ns)
+        fs.translate(nsp.mnt.take_mapping(), nsp.mnt.tree)
     if flags & 0x400 and k._files_users.get(id(t.files), 1) > 1:
         k._files_users[id(t.files)] -= 1
         t.files = t.files.fork()
@@ -137,12 +131,14 @@ def _ns_root(vfs_ns: Any) -> Any:
 @syscall(nr.setns, 2)
 def sys_setns(k: Any, t: Any, fd: int, nstype: int) -> int:
     from virtlevels.kernel.ns import MntNamespace, UserNamespace
-    from virtlevels.kernel.syscalls.fs import NsFileOps
+    from virtlevels.kernel.ns.common import Namespace
+    from virtlevels.kernel.vfs.synthetic import MagicObjectOps
 
     f = t.files.get(s32(fd))
-    if not isinstance(f.ops, NsFileOps):
+    # An fd opened on /proc/PID/ns/* (the magic link leads to an nsfs-like file on the namespace).
+    if not isinstance(f.ops, MagicObjectOps) or not isinstance(f.ops.obj, Namespace):
         raise KernelError(EINVAL, "fd does not refer to a namespace")
-    ns = f.ops.ns
+    ns = f.ops.obj
     if ns.dead:
         raise KernelError(EBADF, "namespace is gone")
     if isinstance(ns, UserNamespace) and len(t.process.threads) > 1:
@@ -153,7 +149,7 @@ def sys_setns(k: Any, t: Any, fd: int, nstype: int) -> int:
     new_fs = None
     if isinstance(ns, MntNamespace) and ns.tree is not None:
         # setns(2) to a mount namespace: root and cwd become that namespace's root.
-        new_fs = k.vfs.root_context(ns.tree.vfs_ns, task=t)
+        new_fs = k.vfs.root_context(ns.tree, task=t)
         new_fs.umask = t.fs.umask
     _install(k, t, creds, nsp, new_fs=new_fs)
     return 0

@@ -6,7 +6,14 @@ import struct
 from typing import Any
 
 from virtlevels.kernel import signals
-from virtlevels.kernel.caps import ALL_CAPS, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, CAP_SYS_RESOURCE
+from virtlevels.kernel.caps import (
+    ALL_CAPS,
+    CAP_LAST_CAP,
+    CAP_SETGID,
+    CAP_SETPCAP,
+    CAP_SETUID,
+    CAP_SYS_RESOURCE,
+)
 from virtlevels.kernel.errno import ECHILD, EFAULT, EINVAL, EPERM, ESRCH, KernelError
 from virtlevels.kernel.ns.user import has_cap
 from virtlevels.kernel.process import RLIM_INFINITY, RLIM_NLIMITS, RLIMIT_NOFILE
@@ -32,8 +39,18 @@ PR_SET_NAME = 15
 PR_GET_NAME = 16
 PR_GET_SECCOMP = 21
 PR_SET_SECCOMP = 22
+PR_GET_KEEPCAPS = 7
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_IS_SET = 1
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_LOWER = 3
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+NGROUPS_MAX = 65536  # include/uapi/linux/limits.h
 # include/uapi/linux/capability.h
 LINUX_CAPABILITY_VERSION_1 = 0x19980330
 LINUX_CAPABILITY_VERSION_2 = 0x20071026
@@ -98,15 +115,31 @@ def sys_setuid(k: Any, t: Any, uid: int) -> int:
         raise KernelError(EPERM, "setuid needs CAP_SETUID")
     if c.uid != old[0]:
         k.change_uid(t.process, old[0], c.uid)
-    root = 0
+    cap_emulate_setxuid(c, old, t.nsproxy.user)
+    t.creds = c
+    return 0
+
+
+def cap_emulate_setxuid(c: Any, old: tuple[int, int, int], user_ns: Any) -> None:
+    """security/commoncap.c cap_emulate_setxuid: "root" is uid 0 *of the caller's user namespace*
+    (make_kuid(user_ns, 0)), so root in a new user namespace keeps its capabilities at setuid(0).
+
+    capabilities(7) "Effect of user ID changes on capabilities": leaving root for all of the real,
+    effective and saved uids clears permitted, effective and ambient (unless SECBIT_KEEP_CAPS
+    keeps permitted); the effective uid leaving root clears effective; returning to root raises
+    effective to permitted.
+    """
+    root = user_ns.make_kuid(0)
+    if root is None:
+        root = -1  # no mapping for 0: nobody is root here
     if root in old and root not in (c.uid, c.euid, c.suid):
-        c.cap_permitted = c.cap_effective = c.cap_ambient = 0
+        if not c.keep_caps:
+            c.cap_permitted = c.cap_effective = 0
+        c.cap_ambient = 0
     if old[1] == root and c.euid != root:
         c.cap_effective = 0
     elif old[1] != root and c.euid == root:
         c.cap_effective = c.cap_permitted
-    t.creds = c
-    return 0
 
 
 @syscall(nr.setgid, 1)
@@ -119,6 +152,41 @@ def sys_setgid(k: Any, t: Any, gid: int) -> int:
         c.egid = c.fsgid = kgid
     else:
         raise KernelError(EPERM, "setgid needs CAP_SETGID")
+    t.creds = c
+    return 0
+
+
+@syscall(nr.getgroups, 2)
+def sys_getgroups(k: Any, t: Any, size: int, listp: int) -> int:
+    """getgroups(2): the supplementary gids as the caller's user namespace sees them."""
+    size = s32(size)
+    if size < 0:
+        raise KernelError(EINVAL, "negative size")
+    groups = t.creds.groups
+    if size == 0:
+        return len(groups)
+    if size < len(groups):
+        raise KernelError(EINVAL, "list too small for the supplementary groups")
+    uns = t.nsproxy.user
+    if groups:
+        mem(t).write(listp, struct.pack(f"<{len(groups)}I", *(uns.from_kgid_munged(g) for g in groups)))
+    return len(groups)
+
+
+@syscall(nr.setgroups, 2)
+def sys_setgroups(k: Any, t: Any, size: int, listp: int) -> int:
+    """setgroups(2): CAP_SETGID in the caller's user namespace, which must allow it
+    (user_namespaces(7): /proc/PID/setgroups "allow" and gid_map written); gids must be mapped."""
+    size = s32(size)
+    if size < 0 or size > NGROUPS_MAX:
+        raise KernelError(EINVAL, f"setgroups size {size}")
+    uns = t.nsproxy.user
+    gids = struct.unpack(f"<{size}I", mem(t).read(listp, 4 * size)) if size else ()
+    if not (has_cap(t.creds, uns, CAP_SETGID) and uns.may_setgroups()):
+        raise KernelError(EPERM, "setgroups needs CAP_SETGID and setgroups allowed in the user namespace")
+    kgids = [to_kgid(t, g) for g in gids]
+    c = t.creds.copy()
+    c.groups = tuple(sorted(set(kgids)))  # groups_sort: kept sorted for in_group_p's search
     t.creds = c
     return 0
 
@@ -295,11 +363,74 @@ def sys_prctl(k: Any, t: Any, option: int, a2: int, a3: int, a4: int, a5: int) -
         if provider is None:
             raise KernelError(EINVAL, "seccomp is provided by the sandbox plugin, which is not loaded")
         return int(provider(k, t, "prctl", option, (a2, a3, a4, a5)))
+    if option in (PR_CAPBSET_READ, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_SET_KEEPCAPS, PR_GET_KEEPCAPS):
+        return _prctl_caps(t, option, a2, a3, a4, a5)
     if option == PR_GET_DUMPABLE:
         return 1
     if option in (PR_SET_DUMPABLE, PR_SET_PDEATHSIG):
         return 0
     raise KernelError(EINVAL, f"prctl option {option}")
+
+
+def _cap_valid(cap: int) -> bool:
+    return 0 <= cap <= CAP_LAST_CAP
+
+
+def _prctl_caps(t: Any, option: int, a2: int, a3: int, a4: int, a5: int) -> int:
+    """cap_task_prctl (security/commoncap.c) for the bounding and ambient sets and keep-caps."""
+    c = t.creds
+    if option == PR_CAPBSET_READ:
+        if not _cap_valid(a2):
+            raise KernelError(EINVAL, f"capability {a2}")
+        return c.cap_bounding >> a2 & 1
+    if option == PR_CAPBSET_DROP:
+        # cap_prctl_drop: CAP_SETPCAP in the caller's user namespace.
+        if not has_cap(c, t.nsproxy.user, CAP_SETPCAP):
+            raise KernelError(EPERM, "PR_CAPBSET_DROP needs CAP_SETPCAP")
+        if not _cap_valid(a2):
+            raise KernelError(EINVAL, f"capability {a2}")
+        n = c.copy()
+        n.cap_bounding &= ~(1 << a2)
+        t.creds = n
+        return 0
+    if option == PR_GET_KEEPCAPS:
+        return int(c.keep_caps)
+    if option == PR_SET_KEEPCAPS:
+        if a2 > 1:
+            raise KernelError(EINVAL, "PR_SET_KEEPCAPS takes 0 or 1")
+        n = c.copy()
+        n.keep_caps = bool(a2)
+        t.creds = n
+        return 0
+    # PR_CAP_AMBIENT (capabilities(7) "Ambient capability set").
+    if a4 or a5:
+        raise KernelError(EINVAL, "PR_CAP_AMBIENT: unused arguments must be 0")
+    if a2 == PR_CAP_AMBIENT_CLEAR_ALL:
+        if a3:
+            raise KernelError(EINVAL, "PR_CAP_AMBIENT_CLEAR_ALL takes no capability")
+        n = c.copy()
+        n.cap_ambient = 0
+        t.creds = n
+        return 0
+    if not _cap_valid(a3):
+        raise KernelError(EINVAL, f"capability {a3}")
+    bit = 1 << a3
+    if a2 == PR_CAP_AMBIENT_IS_SET:
+        return int(bool(c.cap_ambient & bit))
+    if a2 == PR_CAP_AMBIENT_LOWER:
+        n = c.copy()
+        n.cap_ambient &= ~bit
+        t.creds = n
+        return 0
+    if a2 == PR_CAP_AMBIENT_RAISE:
+        # Only a capability both permitted and inheritable may be raised.
+        if not c.cap_permitted & bit or not c.cap_inheritable & bit:
+            raise KernelError(EPERM, "ambient capability must be permitted and inheritable")
+        n = c.copy()
+        n.cap_ambient |= bit
+        t.creds = n
+        return 0
+    raise KernelError(EINVAL, f"PR_CAP_AMBIENT operation {a2}")
 
 
 @syscall(nr.seccomp, 3)

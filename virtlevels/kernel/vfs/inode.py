@@ -261,6 +261,10 @@ class FileSystem:
         """The inode an open file description will use (overlayfs: upper after copy-up)."""
         return dentry.inode
 
+    def file_ops(self, inode: Inode) -> Any:
+        """File operations for a regular inode that is not plain data (None: ordinary file)."""
+        return None
+
     # -- data operations (on the inode's superblock) -------------------------------------------
     def read(self, inode: Inode, offset: int, size: int, caller: Any = None) -> bytes:
         if inode.data is None:

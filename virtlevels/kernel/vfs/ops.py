@@ -267,7 +267,7 @@ class Vfs:
             elif ftype == S_IFDIR:
                 ops = DirOps()
             elif ftype == S_IFREG:
-                ops = RegularOps()
+                ops = real.sb.fs.file_ops(real) or RegularOps()
                 if flags & O_TRUNC and not created:
                     real.sb.fs.truncate(real, 0)
             else:

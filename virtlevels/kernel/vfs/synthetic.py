@@ -59,13 +59,46 @@ class SynDir:
     gid: int = 0
     mkdir: Callable[[Any, str, int], object] | None = None
     rmdir: Callable[[Any, str], object] | None = None
+    #: ``get(caller, name)``: one entry (or None), so a path walk need not build the whole listing.
+    get: Callable[[Any, str], SynNode | None] | None = None
 
     def list(self, caller: Any) -> Mapping[str, SynNode]:
         e = self.entries
         return e(caller) if callable(e) else e
 
+    def child(self, caller: Any, name: str) -> SynNode | None:
+        if self.get is not None:
+            return self.get(caller, name)
+        return self.list(caller).get(name)
+
 
 SynNode = SynFile | SynSymlink | SynDir
+
+
+class MagicObjectOps:
+    """An open file on the object behind a magic link (nsfs: a namespace file descriptor).
+
+    It holds a reference on the object while open (an object with ``get()``/``put()``, as a
+    namespace), so the namespace outlives its processes while someone may setns(2) to it."""
+
+    seekable = False
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+        get = getattr(obj, "get", None)
+        if get is not None:
+            get()
+
+    def read(self, f: Any, size: int) -> bytes:
+        raise KernelError(EINVAL, "this file stands for an object and has no data")
+
+    def write(self, f: Any, data: bytes) -> int:
+        raise KernelError(EINVAL, "this file stands for an object and has no data")
+
+    def release(self, f: Any) -> None:
+        put = getattr(self.obj, "put", None)
+        if put is not None:
+            put()
 
 
 def _type_bits(node: SynNode) -> int:
@@ -94,7 +127,7 @@ class SyntheticFS(FileSystem):
     def lookup(self, dir_: Dentry, name: str, caller: Any = None) -> Dentry | None:
         node = dir_.fsdata
         assert isinstance(node, SynDir)
-        child = node.list(caller).get(name)
+        child = node.child(caller, name)
         cached = dir_.children.get(name)
         if child is None:
             if cached is not None and cached.mount_count == 0:
@@ -144,7 +177,9 @@ class SyntheticFS(FileSystem):
 
     def is_empty_dir(self, dentry: Dentry) -> bool:
         # A synthetic directory's files are its interface (cgroup.procs...); subdirectories count.
-        return not any(t == (S_IFDIR >> 12) for _n, _i, t in self.iterate(dentry))
+        node = dentry.fsdata
+        assert isinstance(node, SynDir)
+        return not any(isinstance(n, SynDir) for n in node.list(None).values())
 
     def read(self, inode: Inode, offset: int, size: int, caller: Any = None) -> bytes:
         node = inode.private
@@ -167,6 +202,13 @@ class SyntheticFS(FileSystem):
         assert isinstance(node, SynSymlink)
         t = node.target
         return t(caller) if callable(t) else t
+
+    def file_ops(self, inode: Inode) -> Any:
+        """A magic link's object (not a synthetic node) opens as :class:`MagicObjectOps`."""
+        node = inode.private
+        if isinstance(node, (SynFile, SynSymlink, SynDir)):
+            return None
+        return MagicObjectOps(node)
 
     def magic_file(self, link: Dentry, obj: Any) -> Dentry:
         """The dentry a magic link to a non-path object leads to (one per object, kept)."""

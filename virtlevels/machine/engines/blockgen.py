@@ -30,6 +30,7 @@ before it retired (a precise trap).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +114,81 @@ _BRANCH = {
 _LOADS = {"lb": (1, True), "lh": (2, True), "lw": (4, False), "lbu": (1, False), "lhu": (2, False)}
 _STORES = {"sb": 1, "sh": 2, "sw": 4}
 
+class _Stop(Exception):  # noqa: N818 - control flow, not an error
+    """Raised by a slow-path helper to leave the block: ``n`` is what the block returns."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+@attrs.define(eq=False, slots=True)
+class _Slow:
+    """What a slow memory path needs to know about its instruction (item ``k`` of the block)."""
+
+    pc: int
+    ci: int  # its cost class
+    rd: int  # the loaded register (0: none)
+    width: int
+    signed: bool
+    counts: tuple[tuple[int, int, int], ...]  # (class, per loop iteration, before item k)
+    n: int  # instructions per loop iteration (0: not a loop)
+    k: int
+    vpn: int  # the block's virtual page and page view, re-checked after the call
+    view: memoryview
+    block: Block | None = None
+
+
+def _flush(cn: list[int], it: int, d: _Slow, sign: int) -> None:
+    for ci, per, j in d.counts:
+        cn[ci] += sign * (it * per + j)
+
+
+def _load_slow(h: Hart, a: int, it: int, d: _Slow) -> int:
+    """A load that missed the page cache (or is misaligned, or MMIO): exact counters, then the
+    hart's slow path. A trap, or a code page that left the fetch cache or was written, leaves
+    the block (:class:`_Stop`) after this instruction - a precise trap."""
+    cn = h.counts
+    _flush(cn, it, d, 1)
+    try:
+        v = h.load_slow(a, d.width, d.signed)
+    except Trap as e:
+        h.pc = d.pc
+        h.take_trap(e.cause, e.tval)
+        raise _Stop(-(it * d.n + d.k + 1)) from None
+    blk = d.block
+    if h.xcache.get(d.vpn) is not d.view or blk is None or not blk.valid:
+        cn[d.ci] += 1
+        if d.rd:
+            h.x[d.rd] = v
+        h.pc = d.pc + 4
+        raise _Stop(it * d.n + d.k + 1)
+    _flush(cn, it, d, -1)
+    return v
+
+
+def _store_slow(h: Hart, a: int, v: int, it: int, d: _Slow) -> None:
+    """A store that missed the page cache (see :func:`_load_slow`); an MMIO store that asks the
+    machine to stop (HaltRequest) retires and leaves at a sync point."""
+    cn = h.counts
+    _flush(cn, it, d, 1)
+    try:
+        h.store_slow(a, d.width, v)
+    except Trap as e:
+        h.pc = d.pc
+        h.take_trap(e.cause, e.tval)
+        raise _Stop(-(it * d.n + d.k + 1)) from None
+    except HaltRequest:
+        cn[d.ci] += 1
+        h.pc = d.pc + 4
+        raise _Stop(-(it * d.n + d.k + 1)) from None
+    blk = d.block
+    if h.xcache.get(d.vpn) is not d.view or blk is None or not blk.valid:
+        cn[d.ci] += 1
+        h.pc = d.pc + 4
+        raise _Stop(it * d.n + d.k + 1)
+    _flush(cn, it, d, -1)
+
+
 _GLOBALS: dict[str, Any] = {
     "Trap": Trap,
     "HaltRequest": HaltRequest,
@@ -120,6 +196,9 @@ _GLOBALS: dict[str, Any] = {
     "div_unsigned": sem.div_unsigned,
     "rem_signed": sem.rem_signed,
     "rem_unsigned": sem.rem_unsigned,
+    "Stop": _Stop,
+    "LD": _load_slow,
+    "ST": _store_slow,
 }
 
 
@@ -211,29 +290,46 @@ def _writes(it: _Item) -> int:
     return f.rd
 
 
+_REG = re.compile(r"\br\d+\b")
+_NEGATE = {"beq": "bne", "bne": "beq", "blt": "bge", "bge": "blt", "bltu": "bgeu", "bgeu": "bltu"}
+# The fast-path check of an access: its page is the cached one and it is aligned, in one compare.
+# The address need not be reduced to 32 bits first: these masks keep only bits 31..0, which are the
+# guest address whether ``base + imm`` went below 0 or above 0xFFFFFFFF (Unpriv 2.6 wraps).
+_ALIGN_MASK = {4: 0xFFFFF003, 2: 0xFFFFF001, 1: 0xFFFFF000}
+
+
 class _Emitter:
     """Writes the source of one block."""
 
-    def __init__(self, items: list[_Item], loop: bool, end_pc: int | None, sync: int) -> None:
+    def __init__(self, items: list[_Item], loop: bool, end_pc: int | None, sync: int, view: memoryview) -> None:
         self.items = items
         self.loop = loop
         self.end_pc = end_pc
         self.sync = sync
+        self.view = view
         self.n = len(items)
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {}
-        # prefix[k]: class -> count of items[:k]
+        self.slow: list[_Slow] = []
+        # prefix[k]: class -> count of items[:k]; wprefix[k]: registers written by items[:k]
         self.prefix: list[dict[int, int]] = [{}]
+        self.wprefix: list[list[int]] = [[]]
+        written: set[int] = set()
         for it in items:
             d = dict(self.prefix[-1])
             d[it.ci] = d.get(it.ci, 0) + 1
             self.prefix.append(d)
-        self.all_written = sorted({_writes(it) for it in items} - {0})
+            written.add(_writes(it))
+            self.wprefix.append(sorted(written - {0}))
+        self.all_written = self.wprefix[-1]
+        self.known: dict[int, int] = {}  # registers holding a constant known at translation time
 
     # -- helpers ------------------------------------------------------------------------------
-    @staticmethod
-    def r(n: int) -> str:
-        return f"r{n}" if n else "0"
+    def r(self, n: int) -> str:
+        if not n:
+            return "0"
+        v = self.known.get(n)
+        return f"r{n}" if v is None else f"{v:#x}"
 
     def emit(self, depth: int, line: str) -> None:
         self.lines.append("    " * depth + line)
@@ -259,9 +355,7 @@ class _Emitter:
         return out
 
     def written_before(self, k: int) -> list[int]:
-        if self.loop:
-            return self.all_written
-        return sorted({_writes(it) for it in self.items[:k]} - {0})
+        return self.all_written if self.loop else self.wprefix[k]
 
     def writeback(self, depth: int, regs: list[int]) -> None:
         if regs:
@@ -298,19 +392,52 @@ class _Emitter:
             self.emit(depth + 1, f"h.pc = {it.pc + 4:#x}")
             self.emit(depth + 1, f"return -({self.steps(k)} + 1)")
 
-    def after_slow(self, depth: int, k: int, reg: int) -> None:
-        """After a slow memory path: stop if the code page left the fetch cache or was written."""
+    def slow_desc(self, k: int, rd: int, width: int, signed: bool) -> str:
+        """A constant describing item ``k`` for the slow-path helpers :func:`_load_slow` and
+        :func:`_store_slow`, which keep the long, rarely run code out of the block."""
         it = self.items[k]
-        self.emit(depth, f"if h.xcache.get({it.pc >> 12:#x}) is not VIEW or not B.valid:")
-        self.emit(depth + 1, f"cn[{it.ci}] += 1")
-        if reg:
-            self.emit(depth + 1, f"x[{reg}] = r{reg}")
-        self.emit(depth + 1, f"h.pc = {it.pc + 4:#x}")
-        self.emit(depth + 1, f"return {self.steps(k)} + 1")
-        for line in self.count_lines(k, "-"):
-            self.emit(depth, line)
+        total = self.prefix[self.n]
+        counts = []
+        for ci in sorted(total):
+            per = total[ci] if self.loop else 0
+            j = self.prefix[k].get(ci, 0)
+            if per or j:
+                counts.append((ci, per, j))
+        d = _Slow(
+            pc=it.pc, ci=it.ci, rd=rd, width=width, signed=signed, counts=tuple(counts),
+            n=self.n if self.loop else 0, k=k, vpn=it.pc >> 12, view=self.view,
+        )  # fmt: skip
+        self.slow.append(d)
+        name = f"D{k}"
+        self.consts[name] = d
+        return name
 
     # -- instructions -------------------------------------------------------------------------
+    def alu(self, depth: int, name: str, it: _Item, f: Fields) -> None:
+        a, b, d = self.r(f.rs1), self.r(f.rs2), f.rd
+        if name == "lui":
+            expr = f"{f.imm & M32:#x}"
+        elif name == "auipc":
+            expr = f"{(it.pc + f.imm) & M32:#x}"
+        elif name in _ALU_IMM:
+            if name in ("addi", "ori", "xori") and f.imm == 0:
+                expr = a  # mv: the source is already a 32-bit value
+            else:
+                expr = _ALU_IMM[name].format(a=a, i=f.imm, u=f.imm & M32, f=(f.imm & M32) ^ 0x80000000)
+        elif name in ("add", "or", "xor") and (a == "0" or b == "0"):
+            expr = b if a == "0" else a
+        elif name == "sub" and b == "0":
+            expr = a
+        else:
+            expr = _ALU_REG[name].format(a=a, b=b)
+        if not _REG.search(expr):
+            # every operand is known: fold (the templates are Python over 32-bit values)
+            expr = f"{eval(expr, dict(_GLOBALS)) & M32:#x}"  # noqa: S307 - our own template
+            self.known[d] = int(expr, 16)
+        else:
+            self.known.pop(d, None)
+        self.emit(depth, f"r{d} = {expr}")
+
     def item(self, depth: int, k: int) -> None:
         it = self.items[k]
         f = it.f
@@ -324,33 +451,26 @@ class _Emitter:
         name = it.ins.name
         a, b, d = self.r(f.rs1), self.r(f.rs2), f.rd
         if kind == "alu":
-            if name == "lui":
-                self.emit(depth, f"r{d} = {f.imm & M32:#x}")
-            elif name == "auipc":
-                self.emit(depth, f"r{d} = {(it.pc + f.imm) & M32:#x}")
-            elif name in _ALU_IMM:
-                expr = _ALU_IMM[name].format(a=a, i=f.imm, u=f.imm & M32, f=(f.imm & M32) ^ 0x80000000)
-                self.emit(depth, f"r{d} = {expr}")
-            else:
-                self.emit(depth, f"r{d} = {_ALU_REG[name].format(a=a, b=b)}")
+            self.alu(depth, name, it, f)
         elif kind == "load":
             self.emit_load(depth, k, name, a, d, f.imm)
+            self.known.pop(d, None)
         elif kind == "store":
             self.emit_store(depth, k, name, a, b, f.imm)
         elif kind == "branch":
             target = (it.pc + f.imm) & M32
-            cond = _BRANCH[name].format(a=a, b=b)
             if self.loop and k == self.n - 1 and target == self.items[0].pc:
                 # the back edge: taken goes round the ``for`` loop again, not taken leaves
-                self.emit(depth, f"if not ({cond}):")
+                self.emit(depth, f"if {self.cond(_NEGATE[name], a, b)}:")
                 self.exit(depth + 1, k + 1, f"{it.pc + 4:#x}")
             else:
-                self.emit(depth, f"if {cond}:")
+                self.emit(depth, f"if {self.cond(name, a, b)}:")
                 self.exit(depth + 1, k + 1, f"{target:#x}")
         elif kind == "jal":
             target = (it.pc + f.imm) & M32
             if d:
                 self.emit(depth, f"r{d} = {(it.pc + 4) & M32:#x}")
+                self.known[d] = (it.pc + 4) & M32
             if self.loop and k == self.n - 1:
                 self.emit(depth, "pass")  # the back edge: round the ``for`` loop again
             elif k + 1 < self.n and self.items[k + 1].pc == target:
@@ -366,61 +486,95 @@ class _Emitter:
                 self.emit(depth, f"r{d} = {(it.pc + 4) & M32:#x}")
             self.exit(depth, k + 1, "t")
 
+    @staticmethod
+    def cond(name: str, a: str, b: str) -> str:
+        # signed compares against zero need no sign flip (bltz, bgez, bgtz, blez)
+        if name == "blt" and b == "0":
+            return f"{a} >= {_S}"
+        if name == "bge" and b == "0":
+            return f"{a} < {_S}"
+        if name == "blt" and a == "0":
+            return f"0 < {b} < {_S}"
+        if name == "bge" and a == "0":
+            return f"not 0 < {b} < {_S}"
+        return _BRANCH[name].format(a=a, b=b)
+
     def inline_trap(self, depth: int, k: int, cause: int, tval: str) -> None:
         self.flush_before_call(depth, k)
         self.emit(depth, f"h.pc = {self.items[k].pc:#x}")
         self.emit(depth, f"h.take_trap({cause}, {tval})")
         self.emit(depth, f"return -({self.steps(k)} + 1)")
 
-    def address(self, depth: int, a: str, imm: int) -> None:
-        if a == "0":
-            self.emit(depth, f"a = {imm & M32:#x}")
-        else:
-            self.emit(depth, f"a = ({a} + {imm}) & 0xFFFFFFFF")
+    def address(self, depth: int, a: str, imm: int) -> str:
+        """Emit the (unreduced) address computation; returns the expression naming it."""
+        if not _REG.search(a):
+            self.emit(depth, f"a = {(int(a, 0) + imm) & M32:#x}")
+            return "a"
+        if imm == 0:
+            return a
+        self.emit(depth, f"a = {a} + {imm}")
+        return "a"
 
-    def emit_load(self, depth: int, k: int, name: str, a: str, d: int, imm: int) -> None:
-        width, signed = _LOADS[name]
-        self.address(depth, a, imm)
-        self.emit(depth, "p = rc(a >> 12)")
-        cond = "p is None" + (f" or a & {width - 1}" if width > 1 else "")
-        self.emit(depth, f"if {cond}:")
-        self.flush_before_call(depth + 1, k)
-        self.emit(depth + 1, "try:")
-        self.emit(depth + 2, f"{f'r{d}' if d else 'v'} = h.load_slow(a, {width}, {signed})")
-        self.trap_handler(depth + 1, k, halt=False)
-        self.after_slow(depth + 1, k, d)
-        if not d:
-            return  # a load to x0 still accesses memory (and may fault), but keeps nothing
-        self.emit(depth, "else:")
+    def reduce(self, depth: int, addr: str) -> None:
+        self.emit(depth, "a &= 0xFFFFFFFF" if addr == "a" else f"a = {addr}")
+
+    @staticmethod
+    def read(view: str, addr: str, width: int) -> str:
         if width == 4:
-            self.emit(depth + 1, f"r{d} = p[2][(a & 4095) >> 2]")
-        elif width == 2:
-            self.emit(depth + 1, f"r{d} = p[1][(a & 4095) >> 1]")
-        else:
-            self.emit(depth + 1, f"r{d} = p[0][a & 4095]")
+            return f"{view}2[({addr} & 4095) >> 2]"
+        if width == 2:
+            return f"{view}1[({addr} & 4095) >> 1]"
+        return f"{view}0[{addr} & 4095]"
+
+    def load_value(self, depth: int, d: int, src: str, signed: bool, width: int) -> None:
+        if not d:
+            self.emit(depth, "pass")  # a load to x0 still needs its page (it may fault) but keeps nothing
+            return
+        self.emit(depth, f"r{d} = {src}")
         if signed:
             bit, ext = (0x8000, 0xFFFF0000) if width == 2 else (0x80, 0xFFFFFF00)
-            self.emit(depth + 1, f"if r{d} & {bit:#x}:")
-            self.emit(depth + 2, f"r{d} |= {ext:#x}")
+            self.emit(depth, f"if r{d} & {bit:#x}:")
+            self.emit(depth + 1, f"r{d} |= {ext:#x}")
+
+    def emit_load(self, depth: int, k: int, name: str, a: str, d: int, imm: int) -> None:
+        """A load through the block's cached read page (``lk``: its base address, ``l0``/``l1``/``l2``:
+        its views); on a miss, the hart's read cache refills it; past that, the slow path."""
+        width, signed = _LOADS[name]
+        addr = self.address(depth, a, imm)
+        self.emit(depth, f"if {addr} & {_ALIGN_MASK[width]:#x} == lk:")
+        self.load_value(depth + 1, d, self.read("l", addr, width), signed, width)
+        self.emit(depth, "else:")
+        self.reduce(depth + 1, addr)
+        self.emit(depth + 1, "p = rc(a >> 12)")
+        self.emit(depth + 1, "if p is None" + (f" or a & {width - 1}:" if width > 1 else ":"))
+        self.writeback(depth + 2, self.written_before(k))
+        desc = self.slow_desc(k, d, width, signed)
+        call = f"LD(h, a, {'it' if self.loop else 0}, {desc})"
+        self.emit(depth + 2, f"r{d} = {call}" if d else call)
+        # a slow path may have changed the hart's caches (a walk, an eviction): look them up again
+        self.emit(depth + 2, "lk = sk = -1")
+        self.emit(depth + 1, "else:")
+        self.emit(depth + 2, "lk = a & 0xFFFFF000; l0, l1, l2 = p")
+        self.load_value(depth + 2, d, self.read("l", "a", width), signed, width)
 
     def emit_store(self, depth: int, k: int, name: str, a: str, b: str, imm: int) -> None:
+        """A store through the block's cached write page (``sk``, ``s0``/``s1``/``s2``), as loads."""
         width = _STORES[name]
-        self.address(depth, a, imm)
-        self.emit(depth, "p = wc(a >> 12)")
-        cond = "p is None" + (f" or a & {width - 1}" if width > 1 else "")
-        self.emit(depth, f"if {cond}:")
-        self.flush_before_call(depth + 1, k)
-        self.emit(depth + 1, "try:")
-        self.emit(depth + 2, f"h.store_slow(a, {width}, {b})")
-        self.trap_handler(depth + 1, k, halt=True)
-        self.after_slow(depth + 1, k, 0)
+        value = b if width == 4 or b == "0" else f"{b} & {(1 << 8 * width) - 1:#x}"
+        addr = self.address(depth, a, imm)
+        self.emit(depth, f"if {addr} & {_ALIGN_MASK[width]:#x} == sk:")
+        self.emit(depth + 1, f"{self.read('s', addr, width)} = {value}")
         self.emit(depth, "else:")
-        if width == 4:
-            self.emit(depth + 1, f"p[2][(a & 4095) >> 2] = {b}")
-        elif width == 2:
-            self.emit(depth + 1, f"p[1][(a & 4095) >> 1] = {b} & 0xFFFF")
-        else:
-            self.emit(depth + 1, f"p[0][a & 4095] = {b} & 0xFF")
+        self.reduce(depth + 1, addr)
+        self.emit(depth + 1, "p = wc(a >> 12)")
+        self.emit(depth + 1, "if p is None" + (f" or a & {width - 1}:" if width > 1 else ":"))
+        self.writeback(depth + 2, self.written_before(k))
+        desc = self.slow_desc(k, 0, width, False)
+        self.emit(depth + 2, f"ST(h, a, {b}, {'it' if self.loop else 0}, {desc})")
+        self.emit(depth + 2, "lk = sk = -1")
+        self.emit(depth + 1, "else:")
+        self.emit(depth + 2, "sk = a & 0xFFFFF000; s0, s1, s2 = p")
+        self.emit(depth + 2, f"{self.read('s', 'a', width)} = {value}")
 
     def emit_op(self, depth: int, k: int) -> None:
         """Run the interpreter's op for item ``k`` (always the last of the block)."""
@@ -454,36 +608,50 @@ class _Emitter:
         used.discard(0)
         self.emit(0, "def blk(h, left):")
         self.emit(1, "x = h.x")
+        memory = False
         if any(it.kind == "load" for it in items):
             self.emit(1, "rc = h.rcache.get")
+            memory = True
         if any(it.kind == "store" for it in items):
             self.emit(1, "wc = h.wcache.get")
+            memory = True
         for r in sorted(used):
             self.emit(1, f"r{r} = x[{r}]")
         depth = 1
+        if memory:
+            # the pages this block last loaded from / stored to (valid until a call out)
+            self.emit(1, "lk = sk = -1")
+            self.emit(1, "try:")
+            depth = 2
         if self.loop:
             # ``it`` counts the iterations completed before the current one
-            self.emit(1, f"lim = left // {self.n}")
-            self.emit(1, "for it in range(lim):")
-            depth = 2
+            self.emit(depth, f"lim = left // {self.n}")
+            self.emit(depth, "for it in range(lim):")
+            body = depth + 1
+        else:
+            body = depth
         for k in range(self.n):
-            self.item(depth, k)
+            self.item(body, k)
         last = items[-1]
         if self.loop:
-            self.emit(1, "it = lim")  # every iteration the budget allows went round
-            self.exit(1, 0, f"{items[0].pc:#x}")
+            self.emit(depth, "it = lim")  # every iteration the budget allows went round
+            self.known = {}
+            self.exit(depth, 0, f"{items[0].pc:#x}")
         elif last.kind in ("op", "jalr") or (last.kind == "jal" and self.end_pc is None):
             pass  # that item ended the block itself
         else:
             assert self.end_pc is not None
             self.exit(depth, self.n, f"{self.end_pc:#x}")
+        if memory:
+            self.emit(1, "except Stop as e:")  # a slow path left the block
+            self.emit(2, "return e.n")
         return "\n".join(self.lines) + "\n"
 
 
 def translate(table: InstructionTable, view: memoryview, ppn: int, pc: int) -> Block:
     """Translate the trace at virtual ``pc`` on the page whose 32-bit view is ``view``."""
     items, loop, end_pc = _trace(table, view, pc)
-    em = _Emitter(items, loop, end_pc, table.sync_index)
+    em = _Emitter(items, loop, end_pc, table.sync_index, view)
     src = em.source()
     offsets = [it.pc & 0xFFF for it in items]
     lo, hi = min(offsets), max(offsets) + 4
@@ -491,12 +659,12 @@ def translate(table: InstructionTable, view: memoryview, ppn: int, pc: int) -> B
     assert isinstance(buf, bytearray)
     namespace: dict[str, Any] = dict(_GLOBALS)
     namespace.update(em.consts)
-    namespace["VIEW"] = view
     code = compile(src, f"<block {pc:#010x}>", "exec")
     exec(code, namespace)  # noqa: S102 - our own generated source
     blk = Block(
         vpc=pc, view=view, buf=buf, ppn=ppn, lo=lo, hi=hi, code=bytes(buf[lo:hi]),
         length=len(items), loop=loop, source=src, fn=namespace["blk"],
     )  # fmt: skip
-    namespace["B"] = blk
+    for d in em.slow:
+        d.block = blk
     return blk
