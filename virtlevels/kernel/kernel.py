@@ -16,8 +16,17 @@ from typing import Any
 from virtlevels.cost import CostModel, load_profile
 from virtlevels.errors import VirtlevelsError
 from virtlevels.kernel import signals
+from virtlevels.kernel.block import (
+    BLOCK_DRIVER_PC,
+    DISK_NAME,
+    VIRTIO_BLK_MAJOR,
+    BlockDevice,
+    MemDisk,
+    VlblkDriver,
+)
 from virtlevels.kernel.caps import CAP_KILL, CAP_SYS_ADMIN, CAP_SYS_RESOURCE
 from virtlevels.kernel.cgroup import cpu as cgcpu
+from virtlevels.kernel.cgroup import io as cgio
 from virtlevels.kernel.cgroup import memory as cgmem
 from virtlevels.kernel.cgroup import pids as cgpids
 from virtlevels.kernel.cgroup.core import Cgroup, CgroupHierarchy
@@ -127,6 +136,7 @@ class Kernel:
         slice_ns: int = 3_000_000,
         raise_on_crash: bool = True,
         engine: str = "interp",
+        disk_size: int | None = 64 << 20,
     ) -> None:
         if world is None and machine is not None:
             world = machine.world
@@ -179,6 +189,11 @@ class Kernel:
         )  # fmt: skip
         ncpu = ncpus if ncpus is not None else len(getattr(machine, "harts", ())) or 1
         self.sched = Scheduler([Cpu(i) for i in range(ncpu)], slice_ns=slice_ns)
+        self.c_block_sector = int(self.cost.get("device", "block_sector"))
+        #: The disk /dev/vda (254:0): the machine's vlblk controller, else an in-memory disk.
+        self.disk: BlockDevice | None = None
+        self._io_delay_ns = 0
+        self._attach_disk(machine, disk_size)
         self._boot(hostname)
         if machine is not None:
             from virtlevels.kernel.hw import HwKernel
@@ -204,6 +219,48 @@ class Kernel:
 
     def _console_write(self, data: bytes) -> None:
         self.console += data
+
+    # -- the block device ------------------------------------------------------------------------------
+    def _attach_disk(self, machine: Any, disk_size: int | None) -> None:
+        from virtlevels.machine.memmap import BLOCK_BASE
+
+        blk = None
+        for base, dev in getattr(machine, "devices", {}).values():
+            if base == BLOCK_BASE:
+                blk = dev
+        if blk is not None:
+            driver: Any = VlblkDriver(machine, BLOCK_BASE, self._io_hart, self._dma_frame, BLOCK_DRIVER_PC,
+                                      self._satp_cleared)
+        elif disk_size is not None:
+            driver = MemDisk(disk_size)
+        else:
+            return
+        self.disk = self.vfs.register_blkdev(VIRTIO_BLK_MAJOR, 0, BlockDevice(DISK_NAME, VIRTIO_BLK_MAJOR, 0,
+                                                                              driver, self._account_io))
+        self.cgroups.block_devices.append((VIRTIO_BLK_MAJOR, 0))
+
+    def _io_hart(self) -> Any:
+        t = self.current
+        return self.isa.harts[t.cpu if t is not None else 0]
+
+    def _dma_frame(self) -> int:
+        return int(self.isa.frames.alloc())
+
+    def _satp_cleared(self, h: Any) -> None:
+        self.isa.loaded.pop(h.id, None)
+
+    def _account_io(self, read: bool, nbytes: int, sectors: int) -> None:
+        """One IO on the disk by the current task: the device's time ([device] block_sector per
+        sector; a vlblk controller charges its own) and the io cgroup's throttle
+        (``charge_io``). The task sleeps both off after the call completes (io_schedule)."""
+        t = self.current
+        p = t.process if t is not None else None
+        cg = self.cgroups.cgroup_of(p) if p is not None else self.cgroups.root
+        delay = cgio.charge_io(cg, (VIRTIO_BLK_MAJOR, 0), read, nbytes, self.now_ns())
+        if self.disk is not None and isinstance(self.disk.driver, MemDisk):
+            delay += self.cycles_to_ns(self.c_block_sector * sectors)
+        if t is not None:
+            self._io_delay_ns += delay
 
     # -- boot ----------------------------------------------------------------------------------------
     def _boot(self, hostname: str | None) -> None:
@@ -873,8 +930,8 @@ class Kernel:
         if isinstance(op, Syscall):
             t.pending = op
             result = self.scripted_syscall(t, op)
-            if t.state == SLEEPING:
-                return self.c_syscall, False
+            if t.state == SLEEPING and t.pending is not None:
+                return self.c_syscall, False  # blocked: the call is retried on wake-up
             t.pending = None
             if t.gen is not None and not t.started:
                 return self.c_syscall + self.c_exec, False  # execve succeeded: a new program starts
@@ -945,6 +1002,7 @@ class Kernel:
         Raises WouldBlock when the task must sleep (the caller parks it and retries the call).
         """
         self._extra = 0
+        self._io_delay_ns = 0
         filters = self.syscall_filters
         if filters:
             for f in filters:
@@ -960,6 +1018,12 @@ class Kernel:
                 result = entry.handler(self, t, *args[:entry.nargs])
             except KernelError as e:
                 result = -e.errno
+        if self._io_delay_ns:
+            # The IO is done; the caller waits for the device and the io.max throttle, and the
+            # call returns when it wakes (blk-throttle holds the bio, io_schedule sleeps).
+            delay, self._io_delay_ns = self._io_delay_ns, 0
+            if not t.dead:
+                self._throttle(t, delay)
         if self.tracing:
             self.trace.append((self.world.now, t.host_tid, entry.name if entry else f"syscall_{nr}", result))
         obs = self._sys_obs

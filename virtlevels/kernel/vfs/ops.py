@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import attrs
+
+from virtlevels.kernel.block import DISK_GID, BlockDevOps
 from virtlevels.kernel.caps import CAP_MKNOD, CAP_SYS_ADMIN, CAP_SYS_CHROOT
 from virtlevels.kernel.creds import Credentials
 from virtlevels.kernel.errno import (
@@ -69,6 +72,8 @@ from virtlevels.kernel.vfs.constants import (
     S_IFREG,
     S_IFSOCK,
     S_ISGID,
+    SEEK_END,
+    SEEK_SET,
     W_OK,
 )
 from virtlevels.kernel.vfs.core import VfsCore
@@ -115,6 +120,8 @@ class Vfs:
             (1, 3): NullDevice(), (1, 5): ZeroDevice(), (1, 7): FullDevice(),
             (5, 1): ConsoleDevice(console if console is not None else (lambda data: None)),
         }  # fmt: skip
+        #: Block devices (disks) by (major, minor): ``virtlevels.kernel.block.BlockDevice``.
+        self.blkdevs: dict[tuple[int, int], Any] = {}
         #: Memory-cgroup seam: told every change in tmpfs page count (may raise to refuse).
         self.tmpfs_charge = tmpfs_charge
         self.fs_types: dict[str, mountops.FsType] = dict(mountops.BUILTIN_FS_TYPES)
@@ -144,12 +151,26 @@ class Vfs:
         root = sb.root
         for name, major, minor, mode in STANDARD_NODES:
             sb.fs.create(root, name, S_IFCHR | mode, 0, 0, encode_dev(major, minor))
+        for (major, minor), disk in sorted(self.blkdevs.items()):
+            # devtmpfs names disks as the driver does, root:disk 0660 (udev's default).
+            sb.fs.create(root, disk.name, S_IFBLK | 0o660, 0, DISK_GID, encode_dev(major, minor))
         for name, target in STANDARD_LINKS:
             sb.fs.symlink(root, name, target, 0, 0)
         return sb
 
     def register_chrdev(self, major: int, minor: int, driver: Any) -> None:
         self.chrdevs[(major, minor)] = driver
+
+    def register_blkdev(self, major: int, minor: int, driver: Any, name: str | None = None) -> Any:
+        """Make ``driver`` (whole sectors: ``capacity``, ``read_sectors``, ``write_sectors``) the disk
+        behind block special files numbered (major, minor); devtmpfs made afterwards shows it as
+        ``name``. Returns the ``BlockDevice`` (whose ``account`` seam the kernel sets)."""
+        from virtlevels.kernel.block import BlockDevice
+
+        disk = driver if isinstance(driver, BlockDevice) else BlockDevice(name or f"blk{major}_{minor}",
+                                                                            major, minor, driver)
+        self.blkdevs[(major, minor)] = disk
+        return disk
 
     def register_fs_type(self, name: str, make: mountops.SbFactory, *, userns_mount: bool = False) -> None:
         """Let mount(2) create ``name`` filesystems; ``make(vfs, fs, creds, source, options)`` returns
@@ -264,6 +285,11 @@ class Vfs:
                 if drv is None:
                     raise KernelError(ENXIO, f"no device {decode_dev(real.rdev)}")
                 ops = drv
+            elif ftype == S_IFBLK:
+                disk = self.blkdevs.get(decode_dev(real.rdev))
+                if disk is None:
+                    raise KernelError(ENXIO, f"no block device {decode_dev(real.rdev)}")
+                ops = BlockDevOps(disk)
             elif ftype == S_IFDIR:
                 ops = DirOps()
             elif ftype == S_IFREG:
@@ -329,6 +355,9 @@ class Vfs:
             f.pos = saved
 
     def lseek(self, f: OpenFile, offset: int, whence: int) -> int:
+        if whence == SEEK_END and isinstance(f.ops, BlockDevOps):
+            # A disk's end is its capacity (block/fops.c blkdev_llseek uses bdev_nr_bytes).
+            return f.lseek(f.ops.seek_end() + offset, SEEK_SET)
         return f.lseek(offset, whence)
 
     def getdents64(self, f: OpenFile, count: int) -> bytes:
@@ -581,7 +610,12 @@ class Vfs:
         return stat_inode(p.dentry.inode, p.dentry.sb)
 
     def fstat(self, f: OpenFile) -> Stat:
-        return stat_inode(f.inode, f.path.dentry.sb if f.path is not None else None)
+        st = stat_inode(f.inode, f.path.dentry.sb if f.path is not None else None)
+        if isinstance(f.ops, BlockDevOps):
+            # Deliberate difference: Linux reports st_size 0 for a device node (BLKGETSIZE64
+            # gives the size); an open disk here reports its capacity in bytes.
+            st = attrs.evolve(st, st_size=f.ops.seek_end())
+        return st
 
     def faccessat(self, fs: FsContext, creds: Credentials, path: str, mode: int, flags: int = 0,
                   dirfd: OpenFile | None = None) -> None:
