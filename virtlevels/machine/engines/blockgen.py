@@ -9,13 +9,12 @@ where the run loop checks interrupts). Its shape, for a loop of L instructions::
         lim = left // L                      # whole iterations the budget allows
         for it in range(lim):
             r5 = (r5 + 1) & 0xFFFFFFFF       # addi x5, x5, 1
-            a = (r6 + 8) & 0xFFFFFFFF        # lw x7, 8(x6): the hart's page cache, inline
-            p = rc(a >> 12)
-            if p is None or a & 3:
-                ...                          # flush counters, write back, h.load_slow(...)
+            a = r6 + 8                       # lw x7, 8(x6): the block's cached page, inline
+            if a & 0xfffff003 == lk:         # (page and alignment in one test)
+                r7 = l2[(a & 4095) >> 2]
             else:
-                r7 = p[2][(a & 4095) >> 2]
-            if not (r5 != r7):               # bne x5, x7, head: the back edge
+                ...                          # refill from h.rcache, or LD(h, a, it, D1)
+            if r5 == r7:                     # bne x5, x7, head: the back edge leaves when not taken
                 cn = h.counts; cn[0] += it * 1 + 1; ...; x[5] = r5; x[7] = r7
                 h.pc = 0x8000000c; return it * 3 + 3
         it = lim                             # the budget ran out at the loop head
@@ -113,6 +112,7 @@ _BRANCH = {
 # name -> (width, signed)
 _LOADS = {"lb": (1, True), "lh": (2, True), "lw": (4, False), "lbu": (1, False), "lhu": (2, False)}
 _STORES = {"sb": 1, "sh": 2, "sw": 4}
+
 
 class _Stop(Exception):  # noqa: N818 - control flow, not an error
     """Raised by a slow-path helper to leave the block: ``n`` is what the block returns."""
@@ -301,7 +301,9 @@ _ALIGN_MASK = {4: 0xFFFFF003, 2: 0xFFFFF001, 1: 0xFFFFF000}
 class _Emitter:
     """Writes the source of one block."""
 
-    def __init__(self, items: list[_Item], loop: bool, end_pc: int | None, sync: int, view: memoryview) -> None:
+    def __init__(
+        self, items: list[_Item], loop: bool, end_pc: int | None, sync: int, view: memoryview
+    ) -> None:
         self.items = items
         self.loop = loop
         self.end_pc = end_pc
@@ -323,6 +325,7 @@ class _Emitter:
             self.wprefix.append(sorted(written - {0}))
         self.all_written = self.wprefix[-1]
         self.known: dict[int, int] = {}  # registers holding a constant known at translation time
+        self.dead = False  # a branch decided at translation time left: emit no more
 
     # -- helpers ------------------------------------------------------------------------------
     def r(self, n: int) -> str:
@@ -459,13 +462,16 @@ class _Emitter:
             self.emit_store(depth, k, name, a, b, f.imm)
         elif kind == "branch":
             target = (it.pc + f.imm) & M32
-            if self.loop and k == self.n - 1 and target == self.items[0].pc:
-                # the back edge: taken goes round the ``for`` loop again, not taken leaves
-                self.emit(depth, f"if {self.cond(_NEGATE[name], a, b)}:")
-                self.exit(depth + 1, k + 1, f"{it.pc + 4:#x}")
-            else:
-                self.emit(depth, f"if {self.cond(name, a, b)}:")
-                self.exit(depth + 1, k + 1, f"{target:#x}")
+            back = self.loop and k == self.n - 1 and target == self.items[0].pc
+            # the back edge: taken goes round the ``for`` loop again, not taken leaves
+            cond = self.cond(_NEGATE[name] if back else name, a, b)
+            if not _REG.search(cond):  # both operands known: decided now
+                if eval(cond):  # noqa: S307 - our own template over constants
+                    self.exit(depth, k + 1, f"{it.pc + 4 if back else target:#x}")
+                    self.dead = True  # the rest of the trace cannot run
+                return
+            self.emit(depth, f"if {cond}:")
+            self.exit(depth + 1, k + 1, f"{it.pc + 4 if back else target:#x}")
         elif kind == "jal":
             target = (it.pc + f.imm) & M32
             if d:
@@ -632,12 +638,14 @@ class _Emitter:
             body = depth
         for k in range(self.n):
             self.item(body, k)
+            if self.dead:
+                break
         last = items[-1]
         if self.loop:
             self.emit(depth, "it = lim")  # every iteration the budget allows went round
             self.known = {}
             self.exit(depth, 0, f"{items[0].pc:#x}")
-        elif last.kind in ("op", "jalr") or (last.kind == "jal" and self.end_pc is None):
+        elif self.dead or last.kind in ("op", "jalr") or (last.kind == "jal" and self.end_pc is None):
             pass  # that item ended the block itself
         else:
             assert self.end_pc is not None

@@ -46,7 +46,9 @@ if TYPE_CHECKING:
     from virtlevels.machine.hart import Hart
     from virtlevels.machine.machine import PhysicalMachine
 
-__all__ = ["MAX_TRACE", "Block", "FastEngine"]
+__all__ = ["HOT", "MAX_TRACE", "Block", "FastEngine"]
+
+HOT = 4  # a block is translated on this visit of its first pc (earlier ones are interpreted)
 
 
 @attrs.define(eq=False)
@@ -87,6 +89,7 @@ class FastEngine:
     _view_ppn: dict[int, int] = attrs.field(factory=dict, init=False)  # id(32-bit page view) -> ppn
     _prev_fence_i: Callable[[Hart], None] | None = attrs.field(default=None, init=False)
     _interp: Interpreter = attrs.field(factory=Interpreter, init=False)
+    _heat: dict[tuple[int, int], int] = attrs.field(factory=dict, init=False)  # visits before translation
 
     # -- wiring -------------------------------------------------------------------------------
     def _attach(self, machine: PhysicalMachine) -> None:
@@ -116,6 +119,7 @@ class FastEngine:
                 m.unwatch_page(ppn)
         self._pages.clear()
         self._by_key.clear()
+        self._heat.clear()
         for hb in self._harts.values():
             hb.blocks.clear()
             hb.by_vpn.clear()
@@ -199,10 +203,18 @@ class FastEngine:
             return self.step(h, 1)
         blk = hb.blocks.get(pc)
         if blk is None or blk.view is not view:
-            blk = self._by_key.get((id(view), pc))
+            key = (id(view), pc)
+            blk = self._by_key.get(key)
             if blk is None or not blk.valid or blk.buf[blk.lo : blk.hi] != blk.code:
                 if blk is not None:
                     self._forget(blk)
+                # Translate code only on its second visit: code that runs once (start-up, an
+                # exit path) is interpreted, cheaper than compiling it.
+                heat = self._heat
+                if heat.get(key, 0) < HOT - 1:
+                    heat[key] = heat.get(key, 0) + 1
+                    return self._step_run(h, min(left, MAX_TRACE))
+                heat.pop(key, None)
                 blk = self._translate(h, pc, view)
             hb.add(blk)
         if blk.length > left:
@@ -233,6 +245,46 @@ class FastEngine:
         page.blocks.append(blk)
         self._by_key[(id(view), pc)] = blk
         return blk
+
+    def _step_run(self, h: Hart, n: int) -> int:
+        """Interpret up to ``n`` instructions, stopping after a taken branch or jump (the end of
+        a straight run, where the next dispatch finds a block start); as :meth:`step` otherwise."""
+        table = h.machine.table
+        decode = table.decode
+        dget = table.cache.get
+        sync = table.sync_index
+        x = h.x
+        pc = h.pc
+        counts = h.counts
+        xget = h.xcache.get
+        i = ci = 0
+        try:
+            for i in range(n):  # noqa: B007 - i is the step count below
+                page = xget(pc >> 12)
+                word = page[(pc & 0xFFF) >> 2] if page is not None else h.fetch_slow(pc)
+                entry = dget(word)
+                if entry is None:
+                    entry = decode(word)
+                op, ci = entry
+                npc = op(h, x, pc)
+                counts[ci] += 1
+                if ci >= sync:
+                    h.pc = npc
+                    return -(i + 1)
+                if npc != pc + 4:
+                    h.pc = npc
+                    return i + 1
+                pc = npc
+        except Trap as trap:
+            h.pc = pc
+            h.take_trap(trap.cause, trap.tval)
+            return -(i + 1)
+        except HaltRequest:
+            counts[ci] += 1
+            h.pc = pc + 4
+            return -(i + 1)
+        h.pc = pc
+        return n
 
     def step(self, h: Hart, n: int) -> int:
         """Interpret up to ``n`` instructions exactly as the interpreter's inner loop does.
