@@ -439,9 +439,13 @@ class PhysicalMachine:
         self.halt_requested = False
         quantum = self.cost.quantum
         min_cost = max(1, min(table_costs))
+        pollers = [d for _b, d in self.devices.values() if callable(getattr(d, "poll_input", None))]
+        if len(self.harts) == 1 and not pollers:
+            # Quanta exist to interleave harts (and poll input); one hart only needs slices bounded
+            # by the next event, as single-vCPU TCG runs until its next deadline.
+            quantum *= 64
         remaining = max_instructions
         status = "limit"
-        pollers = [d for _b, d in self.devices.values() if callable(getattr(d, "poll_input", None))]
         while True:
             if self.exit_requested:
                 status = "pass" if self.exit_code == 0 else "fail"
