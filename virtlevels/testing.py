@@ -63,24 +63,11 @@ def invoke_cli(args: Sequence[str], plugins: Sequence[Any] = ()) -> CliResult:
     from virtlevels.cli import main as cli_main
 
     out, err = io.StringIO(), io.StringIO()
-    original_init = World.__attrs_post_init__
-
-    def with_plugins(self: World) -> None:
-        original_init(self)
-        for plugin in plugins:
-            self.register_plugin(plugin)
-
-    patch = pytest.MonkeyPatch()
-    if plugins:
-        patch.setattr(World, "__attrs_post_init__", with_plugins)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = cli_main.main(list(args))
-            except SystemExit as exc:  # argparse exits for --help, --version and usage errors
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        patch.undo()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli_main.main(list(args), plugins=plugins)
+        except SystemExit as exc:  # argparse exits for --help, --version and usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
     return CliResult(code, out.getvalue(), err.getvalue())
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from virtlevels import __version__
 from virtlevels.errors import VirtlevelsError
@@ -31,12 +32,13 @@ def _global_parser(add_help: bool) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, plugins: Sequence[Any] = ()) -> int:
+    """Run the CLI; ``plugins`` are registered in its World (for tests and embedding)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     pre, _rest = _global_parser(add_help=False).parse_known_args(args_list)
     debug = pre.debug
     try:
-        return _run(args_list, pre.seed)
+        return _run(args_list, pre.seed, plugins)
     except KeyboardInterrupt:
         print("virtlevels: interrupted", file=sys.stderr)
         return 130
@@ -55,10 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def _run(argv: list[str], seed: int) -> int:
+def _run(argv: list[str], seed: int, plugins: Sequence[Any]) -> int:
     from virtlevels.world import World
 
     world = World(seed)
+    for plugin in plugins:
+        world.register_plugin(plugin)
     commands = world.registry.commands  # runs the registration hooks, so their failures are known too
     for failure in world.plugins.failures:
         where = "failed to load" if failure.where == "load" else f"raised in {failure.where}"
