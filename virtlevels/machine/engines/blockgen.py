@@ -20,6 +20,10 @@ where the run loop checks interrupts). Its shape, for a loop of L instructions::
         it = lim                             # the budget ran out at the loop head
         ...
 
+Loads and stores off one base register share one page/alignment/range check (:meth:`_Emitter.emit_group`),
+and a loop's ``addi r, r, c`` induction registers drop their mask when a check before the loop shows
+they cannot wrap (:meth:`_Emitter.induction`); docs/engines.md describes both.
+
 Retired instructions are counted per cost class only at exits (``counts[c] += it * k + j``, the
 constants precomputed). Before any call that can observe the hart (a slow memory path, an
 interpreter op) the counters and modified registers are made exact; a Trap raised there is
@@ -325,6 +329,7 @@ class _Emitter:
             self.wprefix.append(sorted(written - {0}))
         self.all_written = self.wprefix[-1]
         self.known: dict[int, int] = {}  # registers holding a constant known at translation time
+        self.unmasked: dict[int, int] = {}  # induction registers whose addi needs no mask (no wrap)
         self.dead = False  # a branch decided at translation time left: emit no more
 
     # -- helpers ------------------------------------------------------------------------------
@@ -425,6 +430,8 @@ class _Emitter:
         elif name in _ALU_IMM:
             if name in ("addi", "ori", "xori") and f.imm == 0:
                 expr = a  # mv: the source is already a 32-bit value
+            elif name == "addi" and d in self.unmasked and f.rs1 == d:
+                expr = f"{a} + {f.imm}"  # the loop checked that it cannot wrap (see source)
             else:
                 expr = _ALU_IMM[name].format(a=a, i=f.imm, u=f.imm & M32, f=(f.imm & M32) ^ 0x80000000)
         elif name in ("add", "or", "xor") and (a == "0" or b == "0"):
@@ -582,6 +589,107 @@ class _Emitter:
         self.emit(depth + 2, "sk = a & 0xFFFFF000; s0, s1, s2 = p")
         self.emit(depth + 2, f"{self.read('s', 'a', width)} = {value}")
 
+    # -- groups of accesses off one base register ----------------------------------------------
+    def group_end(self, k: int) -> int:
+        """If item ``k`` starts a group - at least two loads/stores off the same base register,
+        with only computational items between them and no write to the base before the last
+        one - return the index after its last access, else 0."""
+        first = self.items[k]
+        if first.kind not in ("load", "store") or first.f is None:
+            return 0
+        base = first.f.rs1
+        if not base or base in self.known:
+            return 0  # x0 or a constant address: the plain path already folds it
+        accesses: list[tuple[int, int]] = []  # (offset, width)
+        end = 0
+        for j in range(k, self.n):
+            it = self.items[j]
+            f = it.f
+            if it.kind in ("load", "store"):
+                assert f is not None and it.ins is not None
+                if f.rs1 != base:
+                    break
+                name = it.ins.name
+                width = _LOADS[name][0] if it.kind == "load" else _STORES[name]
+                trial = [*accesses, (f.imm, width)]
+                lo = min(o for o, _w in trial)
+                # every access must be aligned whenever the first address is aligned to the widest
+                if any((o - lo) % w for o, w in trial) or max(o + w for o, w in trial) - lo > 4096:
+                    break
+                accesses = trial
+                end = j + 1
+                if _writes(it) == base:
+                    break  # a load into the base register ends the group (its address used the old one)
+            elif it.kind in ("alu", "nop"):
+                if _writes(it) == base:
+                    break
+            else:
+                break
+        return end if len(accesses) >= 2 else 0
+
+    def emit_group(self, depth: int, k: int, end: int) -> None:
+        """Items ``k..end-1``: one check that every access of the group lies in the page both
+        cached views (``lk``, ``sk``) hold and is aligned, then constant-offset indexing; when the
+        check fails, each access goes its own way (:meth:`emit_load`, :meth:`emit_store`)."""
+        items = self.items[k:end]
+        acc = [it for it in items if it.kind in ("load", "store")]
+        base = self.r(acc[0].f.rs1)  # type: ignore[union-attr]
+
+        def width_of(it: _Item) -> int:
+            assert it.ins is not None
+            return _LOADS[it.ins.name][0] if it.kind == "load" else _STORES[it.ins.name]
+
+        offs = [(it.f.imm, width_of(it)) for it in acc]  # type: ignore[union-attr]
+        lo = min(o for o, _w in offs)
+        span = max(o + w for o, w in offs) - lo
+        widest = max(w for _o, w in offs)
+        loads = any(it.kind == "load" for it in acc)
+        stores = any(it.kind == "store" for it in acc)
+        addr = self.address(depth, base, lo)  # the group's lowest address, unreduced
+        keys = " == ".join(["lk"] * loads + [f"{addr} & {_ALIGN_MASK[widest]:#x}"] + ["sk"] * stores)
+        # the page's offset of the lowest byte (go): the last byte must stay on the page
+        widths = {w for _o, w in offs}
+        if len(widths) == 1:  # one index, computed in the check (go is a multiple of the width)
+            shift = widest.bit_length() - 1
+            var = {4: "g2", 2: "g1", 1: "go"}[widest]
+            index = f"({addr} & 4095) >> {shift}" if shift else f"{addr} & 4095"
+            self.emit(depth, f"if {keys} and ({var} := {index}) <= {(4096 - span) >> shift}:")
+        else:
+            self.emit(depth, f"go = {addr} & 4095")
+            self.emit(depth, f"if {keys} and go <= {4096 - span}:")
+            if 4 in widths:
+                self.emit(depth + 1, "g2 = go >> 2")
+            if 2 in widths:
+                self.emit(depth + 1, "g1 = go >> 1")
+        saved = dict(self.known)
+        for it in items:
+            f = it.f
+            assert f is not None and it.ins is not None
+            if it.kind == "alu":
+                self.alu(depth + 1, it.ins.name, it, f)
+                continue
+            if it.kind == "nop":
+                continue
+            width = width_of(it)
+            c = (f.imm - lo) // width  # an exact multiple (see group_end)
+            idx = {4: "g2", 2: "g1", 1: "go"}[width]
+            idx = f"{idx} + {c}" if c else idx
+            view = f"{width >> 1}[{idx}]"
+            if it.kind == "load":
+                signed = _LOADS[it.ins.name][1]
+                self.load_value(depth + 1, f.rd, f"l{view}", signed, width)
+                self.known.pop(f.rd, None)
+            else:
+                b = self.r(f.rs2)
+                value = b if width == 4 or b == "0" else f"{b} & {(1 << 8 * width) - 1:#x}"
+                self.emit(depth + 1, f"s{view} = {value}")
+        after = self.known
+        self.known = saved
+        self.emit(depth, "else:")
+        for j in range(k, end):
+            self.item(depth + 1, j)
+        assert self.known == after
+
     def emit_op(self, depth: int, k: int) -> None:
         """Run the interpreter's op for item ``k`` (always the last of the block)."""
         it = self.items[k]
@@ -597,6 +705,39 @@ class _Emitter:
         self.emit(depth, f"return -({steps})" if it.ci >= self.sync else f"return {steps}")
 
     # -- the function -------------------------------------------------------------------------
+    def body(self, depth: int) -> None:
+        """One pass over the items (a loop's body)."""
+        k = 0
+        while k < self.n:
+            end = self.group_end(k)
+            if end:
+                self.emit_group(depth, k, end)
+                k = end
+                continue
+            self.item(depth, k)
+            if self.dead:
+                break
+            k += 1
+
+    def induction(self) -> dict[int, int]:
+        """A loop's induction registers: register -> step, for each register whose only write in
+        the body is one ``addi r, r, c`` (c != 0)."""
+        writers: dict[int, list[_Item]] = {}
+        for it in self.items:
+            w = _writes(it)
+            if w:
+                writers.setdefault(w, []).append(it)
+        steps = {}
+        for r, its in writers.items():
+            (it, *more) = its
+            f = it.f
+            if (
+                not more and f is not None and it.kind == "alu" and it.ins is not None
+                and it.ins.name == "addi" and f.rs1 == r and f.imm
+            ):  # fmt: skip
+                steps[r] = f.imm
+        return steps
+
     def source(self) -> str:
         items = self.items
         used: set[int] = set()
@@ -632,14 +773,29 @@ class _Emitter:
         if self.loop:
             # ``it`` counts the iterations completed before the current one
             self.emit(depth, f"lim = left // {self.n}")
-            self.emit(depth, "for it in range(lim):")
-            body = depth + 1
+            steps = self.induction()
+            if steps:
+                # no induction register leaves 0..2**32-1 in the iterations the budget allows (each
+                # moves one way), so a copy of the body without their masks gives the same values
+                self.emit(depth, "if " + " and ".join(
+                    f"r{r} + lim * {c} <= 0xFFFFFFFF" if c > 0 else f"r{r} + lim * {c} >= 0"
+                    for r, c in sorted(steps.items())
+                ) + ":")  # fmt: skip
+                self.emit(depth + 1, "for it in range(lim):")
+                saved = dict(self.known)
+                self.unmasked = steps
+                self.body(depth + 2)
+                self.unmasked = {}
+                self.known = saved
+                self.dead = False
+                self.emit(depth, "else:")
+                self.emit(depth + 1, "for it in range(lim):")
+                self.body(depth + 2)
+            else:
+                self.emit(depth, "for it in range(lim):")
+                self.body(depth + 1)
         else:
-            body = depth
-        for k in range(self.n):
-            self.item(body, k)
-            if self.dead:
-                break
+            self.body(depth)
         last = items[-1]
         if self.loop:
             self.emit(depth, "it = lim")  # every iteration the budget allows went round
