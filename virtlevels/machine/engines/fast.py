@@ -213,7 +213,7 @@ class FastEngine:
                 heat = self._heat
                 if heat.get(key, 0) < HOT - 1:
                     heat[key] = heat.get(key, 0) + 1
-                    return self._step_run(h, min(left, MAX_TRACE))
+                    return self.step(h, min(left, MAX_TRACE), until_jump=True)
                 heat.pop(key, None)
                 blk = self._translate(h, pc, view)
             hb.add(blk)
@@ -246,9 +246,12 @@ class FastEngine:
         self._by_key[(id(view), pc)] = blk
         return blk
 
-    def _step_run(self, h: Hart, n: int) -> int:
-        """Interpret up to ``n`` instructions, stopping after a taken branch or jump (the end of
-        a straight run, where the next dispatch finds a block start); as :meth:`step` otherwise."""
+    def step(self, h: Hart, n: int, *, until_jump: bool = False) -> int:
+        """Interpret up to ``n`` instructions exactly as the interpreter's inner loop does.
+
+        Returns the steps done, negated when it stopped at a sync point (sync-class instruction,
+        trap, halt request). ``until_jump`` also stops after a taken branch or jump (the end of a
+        straight run, where the next dispatch finds a block start)."""
         table = h.machine.table
         decode = table.decode
         dget = table.cache.get
@@ -271,48 +274,10 @@ class FastEngine:
                 if ci >= sync:
                     h.pc = npc
                     return -(i + 1)
-                if npc != pc + 4:
+                if until_jump and npc != pc + 4:
                     h.pc = npc
                     return i + 1
                 pc = npc
-        except Trap as trap:
-            h.pc = pc
-            h.take_trap(trap.cause, trap.tval)
-            return -(i + 1)
-        except HaltRequest:
-            counts[ci] += 1
-            h.pc = pc + 4
-            return -(i + 1)
-        h.pc = pc
-        return n
-
-    def step(self, h: Hart, n: int) -> int:
-        """Interpret up to ``n`` instructions exactly as the interpreter's inner loop does.
-
-        Returns the steps done, negated when it stopped at a sync point (sync-class instruction,
-        trap, halt request)."""
-        table = h.machine.table
-        decode = table.decode
-        dget = table.cache.get
-        sync = table.sync_index
-        x = h.x
-        pc = h.pc
-        counts = h.counts
-        xget = h.xcache.get
-        i = ci = 0
-        try:
-            for i in range(n):  # noqa: B007 - i is the step count below
-                page = xget(pc >> 12)
-                word = page[(pc & 0xFFF) >> 2] if page is not None else h.fetch_slow(pc)
-                entry = dget(word)
-                if entry is None:
-                    entry = decode(word)
-                op, ci = entry
-                pc = op(h, x, pc)
-                counts[ci] += 1
-                if ci >= sync:
-                    h.pc = pc
-                    return -(i + 1)
         except Trap as trap:
             h.pc = pc
             h.take_trap(trap.cause, trap.tval)
