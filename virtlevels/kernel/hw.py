@@ -71,6 +71,7 @@ from virtlevels.kernel.process import RLIMIT_STACK, RUNNING
 from virtlevels.kernel.wait import WouldBlock
 from virtlevels.machine.memmap import NATIVE_BASE
 from virtlevels.machine.mmu import PTE_R, PTE_U, PTE_W
+from virtlevels.machine.protocol import Machine
 from virtlevels.machine.trap import FETCH, LOAD, STORE, YieldToHost
 
 M32 = 0xFFFFFFFF
@@ -194,7 +195,7 @@ class HwKernelPanic(VirtlevelsError):
 class HwKernel:
     """``Kernel.isa``: the kernel's hardware side on a machine whose harts are its CPUs."""
 
-    def __init__(self, kernel: Any, machine: Any, engine: str = "interp") -> None:
+    def __init__(self, kernel: Any, machine: Machine, engine: str = "interp") -> None:
         self.kernel = kernel
         self.machine = machine
         self.engine = engine
