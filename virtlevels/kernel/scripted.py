@@ -16,7 +16,7 @@ handle, e.g. a child's entry function). The dispatcher copies them into the proc
 shim so the one syscall table serves scripted and ISA processes alike, with the same accounting.
 
 Results are what the Linux call returns (``-errno`` on failure); calls that fill a buffer return
-the decoded buffer on success instead (``read`` returns ``bytes``, ``fstat`` a :class:`StatResult`,
+the decoded buffer on success instead (``read`` returns ``bytes``, ``fstat`` a VFS ``Stat``,
 ``pipe2`` a ``(rfd, wfd)`` pair, ``wait4`` a ``(pid, status)`` pair...), and still ``-errno`` on
 failure. Two operations are not system calls: :func:`burn` runs user-mode code for some cycles,
 :func:`touch` reads or writes user memory (so pages fault in and are charged to the memory cgroup).
@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 
 from virtlevels.kernel.syscalls import numbers as nr
+from virtlevels.kernel.vfs.stat import STAT_SIZE, unpack_stat
 
 #: What a scripted program is: a callable returning a generator of operations.
 Program = Callable[..., Generator[Any, Any, Any]]
@@ -113,32 +114,6 @@ def _call(number: int, *args: Any, decode: Decoder | None = None) -> Syscall:
     return Syscall(number, tuple(args), decode)
 
 
-@attrs.frozen
-class StatResult:
-    """The fields of the RV32 asm-generic ``struct stat``."""
-
-    st_dev: int
-    st_ino: int
-    st_mode: int
-    st_nlink: int
-    st_uid: int
-    st_gid: int
-    st_rdev: int
-    st_size: int
-    st_blksize: int
-    st_blocks: int
-    st_mtime: int
-
-
-_STAT = struct.Struct("<8I i i i i iI iI iI 2I")
-
-
-def parse_stat(raw: bytes) -> StatResult:
-    f = _STAT.unpack(raw[:_STAT.size])
-    return StatResult(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[8], f[9], f[11], f[14])
-
-
-STAT_SIZE = _STAT.size
 UTS_FIELD = 65
 
 
@@ -226,11 +201,11 @@ def renameat2(olddirfd: int, old: str, newdirfd: int, new: str, flags: int = 0) 
 
 def newfstatat(dirfd: int, path: str, flags: int = 0) -> Syscall:
     return _call(nr.newfstatat, dirfd, path, Out(STAT_SIZE), flags,
-                 decode=_ok_then(lambda r, o: parse_stat(o[0])))  # fmt: skip
+                 decode=_ok_then(lambda r, o: unpack_stat(o[0])))  # fmt: skip
 
 
 def fstat(fd: int) -> Syscall:
-    return _call(nr.fstat, fd, Out(STAT_SIZE), decode=_ok_then(lambda r, o: parse_stat(o[0])))
+    return _call(nr.fstat, fd, Out(STAT_SIZE), decode=_ok_then(lambda r, o: unpack_stat(o[0])))
 
 
 def faccessat(dirfd: int, path: str, mode: int, flags: int = 0) -> Syscall:

@@ -441,3 +441,11 @@ def test_rmdir_of_a_mount_point_is_ebusy(box: Box) -> None:
     assert box.errno(box.vfs.unlinkat, box.fs, ROOT, "/m", AT_REMOVEDIR) == EBUSY
     assert box.errno(box.vfs.renameat2, box.fs, ROOT, "/m", "/n") == EBUSY
     assert MS_RDONLY == 1
+
+
+def test_unpack_stat_inverts_pack_stat() -> None:
+    from virtlevels.kernel.vfs.stat import Stat, pack_stat, unpack_stat
+
+    st = Stat(8, 42, 0o100644, 1, 1000, 1000, 0, 12345, 4096, 24,
+              1_700_000_000_123_456_789, 1_700_000_001_000_000_001, 1_700_000_002_999_999_999)  # fmt: skip
+    assert unpack_stat(pack_stat(st)) == st

@@ -80,6 +80,13 @@ def pack_stat(st: Stat) -> bytes:
                       _s32(st.st_blocks), a, an, m, mn, c, cn, 0, 0)
 
 
+def unpack_stat(raw: bytes) -> Stat:
+    """The inverse of :func:`pack_stat`: a ``struct stat`` read back from user memory."""
+    f = _STAT.unpack(raw[: _STAT.size])
+    return Stat(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[8], f[9], f[11],
+                f[12] * _NS + f[13], f[14] * _NS + f[15], f[16] * _NS + f[17])  # fmt: skip
+
+
 def pack_stat64(st: Stat) -> bytes:
     """The asm-generic ``struct stat64`` (104 bytes)."""
     a, an = _split(st.st_atime_ns)
