@@ -260,18 +260,11 @@ class Hart:
             self.hlv_gva = True
             raise Trap(LOAD_ADDRESS_MISALIGNED, va)
         pa = self._hyp_translate(va, LOAD, hlvx)
-        machine = self.machine
         try:
-            machine.current_hart = self
-            v, mmio = machine.bus.read(pa, width)
-        except BusError:
+            return self._bus_load(pa, va, width, signed)
+        except Trap:
             self.hlv_gva = True
-            raise Trap(ACCESS_FAULT_CAUSE[LOAD], va) from None
-        if mmio:
-            self.mmio_count += 1
-        if signed and v >> (8 * width - 1) & 1:
-            v |= M32 ^ ((1 << (8 * width)) - 1)
-        return v
+            raise
 
     def hyp_store(self, va: int, width: int, value: int) -> None:
         """HSV: store through two-stage translation."""
@@ -279,19 +272,13 @@ class Hart:
             self.hlv_gva = True
             raise Trap(STORE_ADDRESS_MISALIGNED, va)
         pa = self._hyp_translate(va, STORE, False)
-        machine = self.machine
-        if pa >> PAGE_SHIFT in machine.watched_pages:
-            machine.store_observed(self, pa, width)
+        if pa >> PAGE_SHIFT in self.machine.watched_pages:
+            self.machine.store_observed(self, pa, width)
         try:
-            machine.current_hart = self
-            mmio = machine.bus.write(pa, width, value & ((1 << (8 * width)) - 1))
-        except BusError:
+            self._bus_store(pa, va, width, value & ((1 << (8 * width)) - 1))
+        except Trap:
             self.hlv_gva = True
-            raise Trap(ACCESS_FAULT_CAUSE[STORE], va) from None
-        if mmio:
-            self.mmio_count += 1
-            if machine.exit_requested or machine.quantum_break:
-                raise HaltRequest()
+            raise
 
     def fetch(self, va: int) -> int:
         """The instruction word at ``va`` (raises Trap)."""
@@ -340,6 +327,11 @@ class Hart:
         if page is not None:
             self.rcache[va >> PAGE_SHIFT] = page
             return self.load(va, width, signed)
+        return self._bus_load(pa, va, width, signed)
+
+    def _bus_load(self, pa: int, va: int, width: int, signed: bool) -> int:
+        """A load from physical ``pa`` through the bus (MMIO or uncached RAM); faults name ``va``."""
+        machine = self.machine
         try:
             machine.current_hart = self
             v, mmio = machine.bus.read(pa, width)
@@ -383,6 +375,12 @@ class Hart:
         if page is not None:
             machine.bus.memory.write(pa, width, value)
             return
+        self._bus_store(pa, va, width, value)
+
+    def _bus_store(self, pa: int, va: int, width: int, value: int) -> None:
+        """A store to physical ``pa`` through the bus; a device store that asks the machine to stop
+        (or raised an enabled interrupt) retires and ends the slice."""
+        machine = self.machine
         try:
             machine.current_hart = self
             mmio = machine.bus.write(pa, width, value)
