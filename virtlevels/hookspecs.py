@@ -114,7 +114,10 @@ def virtlevels_on_vm_exit(vm: Any, vcpu: int, reason: str, cycles: int) -> None:
 
 @hookspec
 def virtlevels_on_syscall(kernel: Any, pid: int, nr: int, args: tuple[int, ...], result: int) -> None:
-    """A system call completed in a simulated kernel; ``result`` is the return value (negative errno)."""
+    """A system call completed in a simulated kernel; ``result`` is the return value (negative errno).
+
+    ``pid`` is the process's pid in the kernel's initial pid namespace (as for ``virtlevels_on_process``).
+    """
 
 
 @hookspec
@@ -124,7 +127,10 @@ def virtlevels_on_packet(device: Any, frame: bytes, direction: str) -> None:
 
 @hookspec
 def virtlevels_on_process(kernel: Any, pid: int, event: str) -> None:
-    """A process lifecycle event in a simulated kernel: ``"created"``, ``"exec"`` or ``"exited"``."""
+    """A process lifecycle event in a simulated kernel: ``"created"``, ``"exec"`` or ``"exited"``.
+
+    ``pid`` is the process's pid in the kernel's initial pid namespace.
+    """
 
 
 #: Registration hooks, in the order the registry calls them.

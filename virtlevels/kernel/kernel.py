@@ -1028,8 +1028,8 @@ class Kernel:
             self.trace.append((self.world.now, t.host_tid, entry.name if entry else f"syscall_{nr}", result))
         obs = self._sys_obs
         if obs is not None:
-            obs(kernel=self, pid=t.process.pid.nr_in(t.pid_ns) or t.host_tid, nr=nr, args=tuple(args),
-                result=result)  # fmt: skip
+            # The initial pid namespace's pid, as for the process observer.
+            obs(kernel=self, pid=t.process.host_pid, nr=nr, args=tuple(args), result=result)
         return result
 
     def _verdict(self, t: Task, nr: int, args: tuple[int, ...], v: FilterVerdict) -> int:
