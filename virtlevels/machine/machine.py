@@ -16,7 +16,7 @@ bounds the steps (retired instructions plus exceptions taken) and ends with ``li
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
@@ -165,6 +165,8 @@ class PhysicalMachine:
     #: Native code entries: trap-vector address -> Python handler (see add_native_entry).
     native_entries: dict[int, Callable[[Hart], None]] = attrs.field(factory=dict, init=False)
     _engines: dict[str, Engine] = attrs.field(factory=dict, init=False)
+    #: The class of the harts (a VirtualMachine's are vCPUs, a Hart subclass).
+    hart_class: ClassVar[type[Hart]] = Hart
     _trap_observer: Callable[..., None] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -187,7 +189,7 @@ class PhysicalMachine:
         self.harts = []
         for i in range(self.num_harts):
             mmu = Mmu(self.bus, capacity=self.cost.tlb_entries, svadu=self.svadu)
-            hart = Hart(i, self, mmu, list(costs), trap_observer=self._trap_observer)
+            hart = self.hart_class(i, self, mmu, list(costs), trap_observer=self._trap_observer)
             self.harts.append(hart)
         self._register_graph()
         if self.with_clint:

@@ -1,0 +1,44 @@
+"""The hypervisor's cost keys: the ``[hypervisor]`` section of a cost profile.
+
+Registered on import (``virtlevels.cost.register_cost_keys``), so a profile may set them; a profile
+that omits one gets the default here. The defaults are for the ``default`` profile's 1 GHz core;
+the shipped x86 profiles cite their own figures.
+"""
+
+from __future__ import annotations
+
+from virtlevels.cost import CostModel, register_cost_keys
+
+#: key -> default host cycles.
+HYPERVISOR_COSTS: dict[str, int] = {
+    # Full emulation (Bochs): host cycles to fetch, decode and dispatch one guest instruction in
+    # software, on top of the instruction's own cost. Bochs runs at tens of host instructions per
+    # guest instruction (Bochs' documentation reports ~50-100 MIPS on multi-GHz hosts).
+    "emulate_insn": 40,
+    # Saving and restoring guest state on a software VMM's entry and exit (one direction).
+    "world_switch": 300,
+    # A hardware VM exit plus VM entry round trip (VMX/SVM, RISC-V H: trap to HS/M and back).
+    "exit_hw": 1000,
+    # Decoding and emulating one trapped privileged instruction in a trap-and-emulate VMM.
+    "trap_emulate": 400,
+    # Updating shadow page-table state after a trapped guest PTE write.
+    "shadow_update": 800,
+    # Translating one guest instruction into the translation cache (VMware's BT: a few hundred
+    # host instructions per translated guest instruction, amortised by the cache).
+    "bt_translate_insn": 200,
+    # A callout from translated code into the VMM (no hardware trap: a call and return).
+    "bt_callout": 60,
+    # A hypercall: a deliberate trap into the VMM with a register ABI (Xen's ~hundreds of cycles).
+    "hypercall": 250,
+    # Hosted (Type 2): a device exit that must reach the user-space VMM — two extra world switches
+    # between the kernel module and the VMM process and the host system call that carries it.
+    "hosted_exit": 2500,
+}
+
+register_cost_keys("hypervisor", HYPERVISOR_COSTS)
+
+
+def hv_cost(cost: CostModel, key: str) -> int:
+    """One ``[hypervisor]`` cost of ``cost`` (the default when the profile does not set it)."""
+    section = cost.sections.get("hypervisor", {})  # a profile loaded before this module registered
+    return int(section.get(key, HYPERVISOR_COSTS[key]))
