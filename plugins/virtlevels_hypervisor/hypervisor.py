@@ -91,7 +91,7 @@ class Hypervisor:
     pool: FramePool = attrs.field(init=False)
     vms: list[VirtualMachine] = attrs.field(factory=list, init=False)
     node_id: str | None = attrs.field(default=None, init=False)
-    _allocations: dict[int, tuple[int, int]] = attrs.field(factory=dict, init=False)  # id(vm) -> (ppn, n)
+    _allocations: dict[int, Callable[[], None]] = attrs.field(factory=dict, init=False)  # id(vm) -> release
     _vmm_frames: list[int] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -136,7 +136,8 @@ class Hypervisor:
             raise ConfigError(f"a VM needs at least one vCPU, got {vcpus}")
         tech = make_technique(technique) if isinstance(technique, str) else technique
         npages = ram_size >> PAGE_SHIFT
-        first = self.pool.alloc(npages, align_pages=(4 * MIB) >> PAGE_SHIFT)
+        hppn_of, release = self._allocate_ram(npages)
+        vm: VirtualMachine | None = None
         try:
             vm = VirtualMachine(
                 num_harts=vcpus,
@@ -149,7 +150,7 @@ class Hypervisor:
                 hv=self,
                 technique=tech,
                 mode=self.mode,
-                hppn_of=_contiguous(first),
+                hppn_of=hppn_of,
             )
             vm.add_device(PLIC_BASE, Plic(num_harts=vcpus))
             vm.add_device(UART_BASE, Uart16550(echo=uart_echo))
@@ -158,24 +159,17 @@ class Hypervisor:
                 from virtlevels.machine.devices.block import BlockDevice
 
                 vm.add_device(BLOCK_BASE, BlockDevice(backing=disk))
-            # A fresh VM's RAM reads as zero whatever the frames held before (no information leaks
-            # from a destroyed VM to the next one).
-            mem = self.host.bus.memory
-            for ppn in range(first, first + npages):
-                p = mem.pages.get(ppn)
-                if p is not None:
-                    p[0][:] = bytes(PAGE_SIZE)
             tech.attach(vm)
         except BaseException:
-            self.pool.release(first, npages)
-            if self.world is not None:
-                _drop_nodes(self.world, locals().get("vm"))
+            release()
+            if self.world is not None and vm is not None:
+                _drop_nodes(self.world, vm)
             raise
-        self._allocations[id(vm)] = (first, npages)
+        self._allocations[id(vm)] = release
         self.vms.append(vm)
         if self.world is not None and vm.node_id is not None:
             mid = self.world.new_id("memory", parent=vm.node_id)
-            self.world.graph.add(mid, "memory", base=first << PAGE_SHIFT, size=ram_size, owner=vm.name)
+            self.world.graph.add(mid, "memory", size=ram_size, owner=vm.name)
             self.world.graph.link(mid, vm.node_id, "part_of")
             host_mem = _host_memory_node(self.world, self.host)
             if host_mem is not None:
@@ -185,26 +179,36 @@ class Hypervisor:
         return vm
 
     def destroy_vm(self, vm: VirtualMachine) -> None:
-        """Free the VM's RAM (scrubbed) and its graph nodes."""
-        alloc = self._allocations.pop(id(vm), None)
-        if alloc is None:
+        """Free the VM's RAM (scrubbed: the next VM reads zeros) and its graph nodes."""
+        release = self._allocations.pop(id(vm), None)
+        if release is None:
             raise VirtlevelsError(f"VM {vm.name!r} does not belong to this hypervisor")
-        detach = getattr(vm.technique, "detach", None)
-        if detach is not None:
-            detach(vm)
-        first, npages = alloc
-        mem = self.host.bus.memory
-        for ppn in range(first, first + npages):
-            mem.pages.pop(ppn, None)
-        self.pool.release(first, npages)
+        vm.technique.detach(vm)
+        release()
         self.vms.remove(vm)
         if self.world is not None:
             _drop_nodes(self.world, vm)
 
-    def host_range(self, vm: VirtualMachine) -> tuple[int, int]:
-        """(host-physical base, size) of ``vm``'s RAM."""
-        first, npages = self._allocations[id(vm)]
-        return first << PAGE_SHIFT, npages << PAGE_SHIFT
+    def _allocate_ram(self, npages: int) -> tuple[Callable[[int], int], Callable[[], None]]:
+        """Host frames for ``npages`` of guest RAM: (guest page index -> host ppn, release).
+
+        Native mode: one contiguous, 4 MiB-aligned block of the pool (G-stage megapages), zeroed
+        first so a new VM never sees what an old one left."""
+        first = self.pool.alloc(npages, align_pages=(4 * MIB) >> PAGE_SHIFT)
+        mem = self.host.bus.memory
+        for ppn in range(first, first + npages):
+            p = mem.pages.get(ppn)
+            if p is not None:
+                p[0][:] = bytes(PAGE_SIZE)
+
+        def release() -> None:
+            for ppn in range(first, first + npages):
+                page = mem.pages.get(ppn)
+                if page is not None:
+                    page[0][:] = bytes(PAGE_SIZE)
+            self.pool.release(first, npages)
+
+        return _contiguous(first), release
 
     # -- frames for the VMM's own structures ----------------------------------------------------
     def alloc_frame(self) -> int:

@@ -27,7 +27,7 @@ KNOWN = (EID_BASE, EID_TIME, EID_DBCN, EID_SRST, EID_PUTCHAR, EID_GETCHAR, EID_S
 
 def console(vm: VirtualMachine, data: bytes) -> None:
     """Bytes the guest printed through the firmware: the VM's UART output."""
-    vm.device("uart").emit(data)
+    vm.device("uart0").emit(data)
 
 
 def srst_exit_code(reason: int) -> int:

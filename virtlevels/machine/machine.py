@@ -95,6 +95,13 @@ class MachineHost:
             m.quantum_break = True  # the running slice was sized without this event: end it early
         return m.events.schedule(max(m.current_time() + max(0, delay_cycles), m.events.now), callback)
 
+    def cancel(self, handle: object) -> None:
+        """Take back an event ``schedule`` returned (a re-armed timer's old deadline)."""
+        from virtlevels.events import EventHandle
+
+        if isinstance(handle, EventHandle):
+            self.machine.events.cancel(handle)
+
     @property
     def hart_count(self) -> int:
         return len(self.machine.harts)

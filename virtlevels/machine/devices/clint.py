@@ -50,6 +50,7 @@ class Clint:
     stimecmp: list[int] = attrs.field(init=False)  # Sstc comparators (M64 while STCE is clear)
     _generation: list[int] = attrs.field(init=False)
     _sgeneration: list[int] = attrs.field(init=False)
+    _armed: dict[tuple[str, int], object] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.msip = [0] * self.harts
@@ -74,6 +75,7 @@ class Clint:
         if host is None:
             return
         self._generation[hart] += 1
+        self._disarm(("m", hart))
         due = self.mtime >= self.mtimecmp[hart]
         host.set_hart_interrupt(hart, MTIP_BIT, due)
         if not due and self.mtimecmp[hart] != M64:
@@ -85,7 +87,18 @@ class Clint:
                 if self._generation[hart] == generation:
                     self._update_timer(hart)
 
-            host.schedule(max(1, at - host.now()), fire)
+            self._arm(("m", hart), host.schedule(max(1, at - host.now()), fire))
+
+    def _arm(self, key: tuple[str, int], handle: object) -> None:
+        self._armed[key] = handle
+
+    def _disarm(self, key: tuple[str, int]) -> None:
+        # One pending event per timer: a re-arm cancels the old deadline, so a deadline written in
+        # two halves (Priv 3.2.1) or abandoned never leaves a far-future event in the World's queue.
+        old = self._armed.pop(key, None)
+        cancel = getattr(self._host, "cancel", None)
+        if old is not None and cancel is not None:
+            cancel(old)
 
     # -- Sstc --------------------------------------------------------------------------------
     def set_stimecmp(self, hart: int, value: int | None) -> None:
@@ -98,6 +111,7 @@ class Clint:
         if host is None:
             return
         self._sgeneration[hart] += 1
+        self._disarm(("s", hart))
         cmp = self.stimecmp[hart]
         due = enabled and self.mtime >= cmp
         host.set_hart_interrupt(hart, STIP_BIT, due)
@@ -109,7 +123,7 @@ class Clint:
                 if self._sgeneration[hart] == generation:
                     self._update_stimer(hart)
 
-            host.schedule(max(1, at - host.now()), fire)
+            self._arm(("s", hart), host.schedule(max(1, at - host.now()), fire))
 
     def poll(self, hart: int) -> int | None:
         """Drive ``hart``'s MTIP and STIP from the current time (no events); the machine cycle at
