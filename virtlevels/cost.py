@@ -55,12 +55,6 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "clock": {"timebase_divisor": _REQUIRED, "quantum": _REQUIRED},
     # The simulated kernel's own work per operation; shipped profiles cite their figures.
     "kernel": {"syscall": 150, "context_switch": 2000, "page_fault": 1000, "fork": 25000, "exec": 50000},
-    # Hardware-level virtualization (the hypervisor plugin); shipped profiles cite their figures,
-    # these defaults are for the default profile's 1 GHz core (see the plugin's costs.py).
-    "hypervisor": {
-        "emulate_insn": 40, "world_switch": 300, "exit_hw": 1000, "trap_emulate": 400, "shadow_update": 800,
-        "bt_translate_insn": 200, "bt_callout": 60, "hypercall": 250, "hosted_exit": 2500,
-    },
     # seccomp-BPF (the sandbox plugin): per filter run at syscall entry, and per BPF instruction executed.
     "seccomp": {"filter": 90, "bpf_insn": 6},
     # The library level (the interpose plugin's dynamic linker); shipped profiles cite their figures.

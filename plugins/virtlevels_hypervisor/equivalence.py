@@ -21,7 +21,6 @@ from typing import Any
 import attrs
 
 from virtlevels.errors import ConfigError
-from virtlevels.machine.board import virt_machine
 from virtlevels.machine.devices.finisher import TestFinisher
 from virtlevels.machine.devices.plic import Plic
 from virtlevels.machine.devices.uart import Uart16550
@@ -85,10 +84,16 @@ def group_lines(text: str) -> dict[str, list[str]]:
 
 
 def host_machine(
-    world: World | None, technique: str | None, *, ram_size: int = 128 * MIB, isa_extensions: tuple[str, ...] = ()
+    world: World | None,
+    technique: str | None,
+    *,
+    ram_size: int = 128 * MIB,
+    isa_extensions: tuple[str, ...] = (),
 ) -> PhysicalMachine:
     """The physical machine a level runs on: the virt board (with the H extension for ``hw``)."""
-    m = PhysicalMachine(ram_size=ram_size, world=world, hypervisor=technique == "hw", isa_extensions=isa_extensions)
+    m = PhysicalMachine(
+        ram_size=ram_size, world=world, hypervisor=technique == "hw", isa_extensions=isa_extensions
+    )
     m.add_device(PLIC_BASE, Plic())
     m.add_device(UART_BASE, Uart16550())
     m.add_device(TEST_FINISHER_BASE, TestFinisher())
@@ -152,8 +157,8 @@ def _observe_hosted(
         status = "limit"
     mem = tuple((a, vm.phys_read(a, n)) for a, n in ranges)
     stats = {"cycles": world.now, "host_syscalls": hosted.host_syscalls, **vm.vstats.to_dict()}
-    return Observation(str(lv), vm.console_output().encode(), status, vm.exit_code if vm.exit_requested else None,
-                       mem, stats)
+    code = vm.exit_code if vm.exit_requested else None
+    return Observation(str(lv), vm.console_output().encode(), status, code, mem, stats)
 
 
 @attrs.frozen
@@ -225,6 +230,6 @@ def check(
 
 
 __all__ = [
-    "Difference", "EquivalenceReport", "Level", "Observation", "all_levels", "check", "compare", "group_lines",
-    "host_machine", "observe", "virt_machine",
+    "Difference", "EquivalenceReport", "Level", "Observation", "all_levels", "check", "compare",
+    "group_lines", "host_machine", "observe",
 ]  # fmt: skip
