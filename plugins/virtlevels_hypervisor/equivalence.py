@@ -89,10 +89,12 @@ def host_machine(
     *,
     ram_size: int = 128 * MIB,
     isa_extensions: tuple[str, ...] = (),
+    profile: str = "default",
 ) -> PhysicalMachine:
     """The physical machine a level runs on: the virt board (with the H extension for ``hw``)."""
     m = PhysicalMachine(
-        ram_size=ram_size, world=world, hypervisor=technique == "hw", isa_extensions=isa_extensions
+        ram_size=ram_size, world=world, hypervisor=technique == "hw", isa_extensions=isa_extensions,
+        profile=profile,
     )
     m.add_device(PLIC_BASE, Plic())
     m.add_device(UART_BASE, Uart16550())
@@ -108,22 +110,25 @@ def observe(
     memory: Iterable[tuple[int, int]] = (),
     isa_extensions: tuple[str, ...] = (),
     engine: str = "fast",
+    profile: str = "default",
 ) -> Observation:
     """Run ``image`` (a firmware + S-mode kernel image, as teachos) at ``level``."""
     lv = Level.parse(level) if isinstance(level, str) else level
     ranges = tuple(memory)
     world = World(entry_points=False) if isa_extensions else None
     if lv.technique is None:
-        m = host_machine(world, None, isa_extensions=isa_extensions)
+        m = host_machine(world, None, isa_extensions=isa_extensions, profile=profile)
         m.load(image)
         r = m.run(limit, engine=engine)
         mem = tuple((a, m.phys_read(a, n)) for a, n in ranges)
-        return Observation("native", r.uart.encode(), r.status, r.exit_code, mem, {"cycles": r.cycles})
+        n = r.instructions
+        stats = {"cycles": r.cycles, "guest_instructions": n, "direct_instructions": n}
+        return Observation("native", r.uart.encode(), r.status, r.exit_code, mem, stats)
     if lv.mode == "hosted":
-        return _observe_hosted(image, lv, limit, ranges, isa_extensions, engine)
+        return _observe_hosted(image, lv, limit, ranges, isa_extensions, engine, profile)
     from virtlevels_hypervisor.hypervisor import Hypervisor
 
-    host = host_machine(world, lv.technique, isa_extensions=isa_extensions)
+    host = host_machine(world, lv.technique, isa_extensions=isa_extensions, profile=profile)
     vm = Hypervisor(host).create_vm(lv.technique, isa_extensions=isa_extensions)
     vm.load(image)
     r = vm.run(limit, engine=engine)
@@ -134,13 +139,13 @@ def observe(
 
 def _observe_hosted(
     image: Image, lv: Level, limit: int, ranges: tuple[tuple[int, int], ...], isa_extensions: tuple[str, ...],
-    engine: str,
+    engine: str, profile: str,
 ) -> Observation:
     from virtlevels.kernel.kernel import Kernel
     from virtlevels_hypervisor.hosted import HostedHypervisor
 
     world = World(entry_points=False)
-    host = host_machine(world, lv.technique, isa_extensions=isa_extensions)
+    host = host_machine(world, lv.technique, isa_extensions=isa_extensions, profile=profile)
     kernel = Kernel(world, machine=host)
     hv = HostedHypervisor(host, kernel=kernel)
     assert lv.technique is not None

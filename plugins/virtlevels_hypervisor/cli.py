@@ -1,0 +1,130 @@
+"""``virtlevels vm``: run a guest kernel under a technique, check equivalence, microbenchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from virtlevels.errors import ConfigError
+from virtlevels.machine.image import Image
+from virtlevels.registry import Command
+
+TECHNIQUE_CHOICES = ("emulate", "trap", "bt", "pv", "hw")
+
+
+def load_guest(spec: str, technique: str | None = None, timer_interval: int | None = None) -> Image:
+    """A guest image from ``spec``: ``teachos[:prog,prog...]`` (the paravirtual build under ``pv``),
+    an ELF file or a .S file (firmware + S-mode kernel, as teachos is built)."""
+    if spec == "teachos" or spec.startswith("teachos:"):
+        from virtlevels.guests import build_teachos
+
+        progs = [p for p in spec.partition(":")[2].split(",") if p] or None
+        kw: dict[str, Any] = {"paravirt": technique == "pv"}
+        if timer_interval is not None:
+            kw["timer_interval"] = timer_interval
+        return build_teachos(progs, **kw)
+    from virtlevels.machine.cli import load_program
+
+    return load_program(spec)
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="vm_command", metavar="VERB", required=True)
+    run = sub.add_parser("run", help="run a guest kernel in a VM (or natively with --technique native)")
+    run.add_argument("kernel", help="teachos[:prog,...] or an ELF/.S image (firmware + S-mode kernel)")
+    run.add_argument("--technique", default="hw", choices=(*TECHNIQUE_CHOICES, "native"))
+    run.add_argument("--mode", default="native", choices=("native", "hosted"))
+    run.add_argument("--profile", default="default", help="cost profile name or TOML file")
+    run.add_argument("--isa", action="append", default=[], metavar="EXT", help="ISA extension, e.g. x86-like")
+    run.add_argument("--max-instructions", type=int, default=50_000_000, metavar="N")
+    run.add_argument("--stats", action="store_true", help="efficiency figures on stderr")
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    chk = sub.add_parser("check", help="run a guest natively and under techniques; report divergence")
+    chk.add_argument("kernel")
+    chk.add_argument("--levels", default=None, help="comma-separated, e.g. trap,hw:hosted (default: all)")
+    chk.add_argument("--isa", action="append", default=[], metavar="EXT")
+    chk.add_argument("--max-instructions", type=int, default=20_000_000, metavar="N")
+    chk.add_argument("--json", action="store_true")
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.vm_command == "run":
+        return _vm_run(args)
+    if args.vm_command == "check":
+        return _vm_check(args)
+    raise ConfigError(f"unknown vm verb {args.vm_command!r}")  # pragma: no cover - argparse refuses
+
+
+def _vm_run(args: argparse.Namespace) -> int:
+    from virtlevels.machine.cli import exit_status
+    from virtlevels_hypervisor.equivalence import Level, observe
+
+    if args.max_instructions < 1:
+        raise ConfigError(f"--max-instructions must be at least 1, got {args.max_instructions}")
+    tech = None if args.technique == "native" else args.technique
+    image = load_guest(args.kernel, tech)
+    level = Level() if tech is None else Level(tech, args.mode)
+    obs = observe(
+        image, level, limit=args.max_instructions, isa_extensions=tuple(args.isa), profile=args.profile
+    )
+    status = exit_status(obs.status, obs.exit_code)
+    if args.json:
+        print(json.dumps({"level": obs.level, "status": obs.status, "exit_code": obs.exit_code,
+                          "exit_status": status, "uart": obs.uart.decode("utf-8", "replace"),
+                          "stats": obs.stats}, indent=2, sort_keys=True))
+    else:
+        sys.stdout.write(obs.uart.decode("utf-8", "replace"))
+        sys.stdout.flush()
+    if args.stats:
+        _print_stats(obs.level, obs.stats)
+    return status
+
+
+def _print_stats(level: str, stats: dict[str, Any]) -> None:
+    err = sys.stderr
+    err.write(f"level: {level}\n")
+    keys = ("cycles", "guest_instructions", "direct_instructions", "direct_fraction", "emulated_instructions",
+            "translated_instructions", "callouts", "hypercalls", "shadow_updates", "exits_total")
+    for key in keys:
+        if key in stats:
+            err.write(f"  {key:<26}{stats[key]:>14}\n")
+    for title in ("exits", "cycles_by_category"):
+        if stats.get(title):
+            err.write(f"{title.replace('_', ' ')}:\n")
+            for k, v in sorted(stats[title].items()):
+                err.write(f"  {k:<26}{v:>14}\n")
+
+
+def _vm_check(args: argparse.Namespace) -> int:
+    from virtlevels_hypervisor.equivalence import Level, all_levels, check
+
+    levels = all_levels() if args.levels is None else [Level.parse(s) for s in args.levels.split(",") if s]
+    images: dict[bool, Image] = {}
+    results = []
+    # The paravirtual technique runs the paravirtual build of teachos; the others the native one.
+    for pv in (False, True):
+        chosen = [lv for lv in levels if (lv.technique == "pv") == pv]
+        if not chosen:
+            continue
+        images[pv] = load_guest(args.kernel, "pv" if pv else None)
+        results.append(check(images[pv], chosen, limit=args.max_instructions, isa_extensions=tuple(args.isa)))
+    ok = all(all(r.equivalent.values()) for r in results)
+    if args.json:
+        out: dict[str, Any] = {"equivalent": ok, "levels": {}}
+        for r in results:
+            for level, obs, diffs in r.results:
+                out["levels"][level] = {
+                    "equivalent": not diffs, "status": obs.status, "exit_code": obs.exit_code,
+                    "differences": [str(d) for d in diffs],
+                }
+        print(json.dumps(out, indent=2, sort_keys=True))
+    else:
+        for r in results:
+            print(r.render())
+    return 0 if ok else 1
+
+
+COMMANDS = (Command("vm", "run guest kernels under the five virtualization techniques, check equivalence",
+                    _configure, _run),)
