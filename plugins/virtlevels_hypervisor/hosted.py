@@ -114,8 +114,18 @@ class HostedHypervisor(Hypervisor):
         engine: str = "interp",
         isa_extensions: tuple[str, ...] = (),
     ) -> HostedVM:
-        """Start a VMM process running ``image`` in a new VM; the host kernel schedules it."""
-        vm = self.create_vm(technique, ram_size=ram_size, name=name, isa_extensions=isa_extensions)
+        """Start a VMM process running ``image`` in a new VM; the host kernel schedules it.
+
+        ``disk_path`` is a file in the host kernel's VFS: the VM's block device (its size sets the
+        disk's); the VMM process reads it at start and writes it back when the guest stops."""
+        disk = None
+        if disk_path is not None:
+            try:
+                size = len(self.kernel.read_file(disk_path))
+            except Exception as exc:
+                raise ConfigError(f"virtual disk {disk_path}: {exc}") from None
+            disk = bytearray(size)
+        vm = self.create_vm(technique, ram_size=ram_size, name=name, isa_extensions=isa_extensions, disk=disk)
         ram = self._pending
         assert ram is not None
         ram.vm = vm
@@ -149,6 +159,12 @@ class HostedVM:
     def exit_code(self) -> int | None:
         return self.vm.exit_code
 
+    def close(self) -> None:
+        """Destroy the VM: its frames go back to the host kernel (the VMM process's charge went when
+        it exited)."""
+        if self.vm in self.hv.vms:
+            self.hv.destroy_vm(self.vm)
+
     def program(self, argv: list[str]) -> Any:
         """The VMM process's main loop (a scripted program)."""
         vm, kernel = self.vm, self.hv.kernel
@@ -164,7 +180,7 @@ class HostedVM:
             self.host_syscalls += 1
             if disk_fd < 0:
                 return 1
-            block = vm.device("block")
+            block = vm.device("blk0")
             data = yield sc.read(disk_fd, len(block.backing))
             self.host_syscalls += 1
             block.backing[: len(data)] = data
@@ -196,7 +212,7 @@ class HostedVM:
                 self.host_syscalls += 1
         if disk_fd >= 0:
             yield sc.lseek(disk_fd, 0, 0)
-            yield sc.write(disk_fd, bytes(vm.device("block").backing))
+            yield sc.write(disk_fd, bytes(vm.device("blk0").backing))
             self.host_syscalls += 2
         code = vm.exit_code if vm.exit_code is not None else 1
         return code & 0xFF
