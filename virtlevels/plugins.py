@@ -126,7 +126,12 @@ class PluginHost:
         self.order.append(name)
 
     def register(self, plugin: Any, name: str | None = None) -> str:
-        """Register a plugin object in code (after the entry points); returns its name."""
+        """Register a plugin object in code (after the entry points); returns its name.
+
+        A plugin object that is already registered (an installed plugin's module, loaded through its
+        entry point) is not registered twice: its existing name is returned."""
+        if self.pm.is_registered(plugin):
+            return str(self.pm.get_name(plugin))
         name = name or getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{id(plugin):x}"
         if name in self.records:
             raise PluginError(f"a plugin named {name!r} is already registered")

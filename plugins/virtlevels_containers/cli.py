@@ -191,6 +191,8 @@ def _configure_container(p: argparse.ArgumentParser) -> None:
     run.add_argument("--name")
     run.add_argument("--detach", "-d", action="store_true")
     run.add_argument("--rm", action="store_true")
+    run.add_argument("--security-opt", action="append", default=[], metavar="seccomp=unconfined|FILE",
+                     help="seccomp profile (default: Docker's, when the sandbox plugin is installed)")
     run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="simulated seconds to wait")
     run.add_argument("image")
     run.add_argument("command", nargs=argparse.REMAINDER)
@@ -220,6 +222,8 @@ def _run_container(args: argparse.Namespace) -> int:
             "hostname": args.hostname, "read_only": args.read_only, "env": list(args.env),
             "user": args.user, "name": args.name,
         }  # fmt: skip
+        if args.security_opt:
+            opts["security_opt"] = list(args.security_opt)
         res = s.do({"op": "run", "image": args.image, "cmd": list(args.command), "options": opts,
                     "detach": args.detach, "rm": args.rm, "limit": _limit(args)})  # fmt: skip
         if args.detach or res.exit_code is None:

@@ -51,6 +51,8 @@ class RunOptions:
     env: tuple[str, ...] = ()
     user: str | None = None
     name: str | None = None
+    #: docker run --security-opt: ``seccomp=unconfined`` or ``seccomp=FILE.json`` (default: Docker's profile).
+    security_opt: tuple[str, ...] = ()
 
 
 @attrs.define
@@ -162,6 +164,9 @@ class Engine:
         if self.runtime._run(_snapshot, base, data, errors, what="snapshotter") != 0:
             raise RuntimeError_(f"container {cid}: preparing the rootfs: {'; '.join(errors)}")
         config = build_config(cmd, o, cid)
+        seccomp = self._seccomp_profile(o)
+        if seccomp is not None:
+            config["linux"]["seccomp"] = seccomp
         try:
             spec = load_spec(config, f"{cid}/config.json")
             src = BundleSource(base, spec, rootfs)
@@ -183,6 +188,25 @@ class Engine:
         if rm and code is not None:
             self.rm(cid)
         return RunResult(cid, status, code, out)
+
+    def _seccomp_profile(self, o: RunOptions) -> dict[str, Any] | None:
+        """linux.seccomp as dockerd writes it: Docker's default profile for the default capabilities,
+        unless ``--security-opt seccomp=unconfined`` or ``seccomp=FILE``. Without the sandbox plugin
+        the default is unconfined (as dockerd on a kernel without seccomp); a file is then an error."""
+        choice = "default"
+        for opt in o.security_opt:
+            key, sep, value = opt.partition("=")
+            if key != "seccomp" or not sep or not value:
+                raise ConfigError(f"--security-opt {opt!r}: supported: seccomp=unconfined, seccomp=FILE.json")
+            choice = value
+        if choice == "unconfined":
+            return None
+        sandbox = self.runtime.kernel.world.registry.backends.get("sandbox")
+        if sandbox is None or not hasattr(sandbox, "oci_profile"):
+            if choice == "default":
+                return None
+            raise ConfigError(f"--security-opt seccomp={choice}: needs the sandbox plugin (not loaded)")
+        return sandbox.oci_profile("docker-default" if choice == "default" else choice, DOCKER_CAPS)  # type: ignore[no-any-return]
 
     def ps(self) -> list[dict[str, Any]]:
         rows = []

@@ -197,6 +197,9 @@ class ProcessPlan:
     caps: tuple[int, int, int, int, int] | None  # bounding, effective, inheritable, permitted, ambient
     no_new_privileges: bool
     additional_gids: tuple[int, ...] = ()
+    #: linux.seccomp compiled to BPF by the sandbox plugin, and its seccomp(2) call builder.
+    seccomp: tuple[Any, ...] | None = None
+    seccomp_call: Callable[..., Any] | None = None
 
 
 class Failure(Exception):
@@ -617,6 +620,12 @@ def exec_process(p: ProcessPlan, warnings: list[str]) -> Gen:
     user (with PR_SET_KEEPCAPS around it so the permitted set survives), capabilities, ambient set,
     no_new_privs, umask, cwd, execve (whose capability rules then apply)."""
     caps = p.caps
+    if p.seccomp is not None and p.seccomp_call is not None and not p.no_new_privileges:
+        # Without no_new_privs the filter needs CAP_SYS_ADMIN: load it before the caps go (runc).
+        r = yield p.seccomp_call(p.seccomp)
+        if r < 0:
+            yield sys.write(2, f"seccomp: errno {-r}\n")
+            return 1
     if caps is not None:
         for cap in range(ALL_CAPS.bit_length()):
             if not caps[0] >> cap & 1:
@@ -658,6 +667,12 @@ def exec_process(p: ProcessPlan, warnings: list[str]) -> Gen:
         yield sys.write(2, f"chdir {p.cwd}: errno {-r}\n")
         return 1
     path = yield from lookup_path(p.args[0], p.env)
+    if p.seccomp is not None and p.seccomp_call is not None and p.no_new_privileges:
+        # runc loads the filter as late as possible, just before execve.
+        r = yield p.seccomp_call(p.seccomp)
+        if r < 0:
+            yield sys.write(2, f"seccomp: errno {-r}\n")
+            return 1
     r = yield sys.execve(path, list(p.args), list(p.env))
     yield sys.write(2, f"exec {p.args[0]}: errno {-r}\n")
     return 127 if r == -ENOENT else 126

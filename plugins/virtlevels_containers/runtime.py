@@ -246,8 +246,7 @@ class Runtime:
             prop = rinit.PROPAGATION[linux.rootfs_propagation]
         process = spec.process
         assert process is not None
-        if linux.seccomp is not None and self.kernel.seccomp_provider is None:
-            raise ConfigError(f"{spec.source}: $.linux.seccomp: needs the sandbox plugin's seccomp provider")
+        seccomp = self._seccomp(spec)
         hooks = [
             rinit.HookCall(phase, h.path, h.args, h.env) for phase, h in spec.hooks.for_operation("create")
         ]
@@ -276,10 +275,23 @@ class Runtime:
             mounts=mounts, masked=linux.masked_paths, readonly=linux.readonly_paths, propagation=prop,
             hostname=spec.hostname, domainname=spec.domainname,
             rlimits=[(r.resource, r.soft, r.hard) for r in process.rlimits],
-            process=process_plan(spec), hooks=hooks, start_hooks=start_hooks, state_json=state_json,
+            process=process_plan(spec, seccomp), hooks=hooks, start_hooks=start_hooks, state_json=state_json,
         )  # fmt: skip
         holder["plan"] = plan
         return plan
+
+    def _seccomp(self, spec: RuntimeSpec) -> tuple[Any, Any] | None:
+        """linux.seccomp compiled by the sandbox plugin (found in the World's registry, not imported)."""
+        linux = spec.linux
+        if linux is None or linux.seccomp is None:
+            return None
+        sandbox = self.kernel.world.registry.backends.get("sandbox")
+        if sandbox is None or not hasattr(sandbox, "compile_oci"):
+            raise ConfigError(f"{spec.source}: $.linux.seccomp: needs the sandbox plugin (not loaded)")
+        p = spec.process
+        bounding = tuple(p.capabilities.bounding) if p is not None and p.capabilities is not None else ()
+        program = sandbox.compile_oci(linux.seccomp, bounding, source=spec.source)
+        return program, sandbox.set_mode_filter
 
     # -- the other operations ---------------------------------------------------------------------------
     def get(self, container_id: str) -> Container:
@@ -356,7 +368,7 @@ class Runtime:
         c.lifecycle.check("exec")
         if not args:
             raise ConfigError("exec: no command given")
-        base = process_plan(c.bundle.spec)
+        base = process_plan(c.bundle.spec, self._seccomp(c.bundle.spec))
         p = attrs.evolve(
             base,
             args=tuple(args),
@@ -485,13 +497,14 @@ def cgroup_writes(spec: RuntimeSpec) -> list[tuple[str, str]]:
     return out
 
 
-def process_plan(spec: RuntimeSpec) -> rinit.ProcessPlan:
+def process_plan(spec: RuntimeSpec, seccomp: tuple[Any, Any] | None = None) -> rinit.ProcessPlan:
     p = spec.process
     assert p is not None
     return rinit.ProcessPlan(
         args=p.args, env=p.env, cwd=p.cwd, uid=p.user.uid, gid=p.user.gid, umask=p.user.umask,
         caps=rinit.caps_masks(p.capabilities), no_new_privileges=p.no_new_privileges,
         additional_gids=p.user.additional_gids,
+        seccomp=seccomp[0] if seccomp else None, seccomp_call=seccomp[1] if seccomp else None,
     )  # fmt: skip
 
 

@@ -59,8 +59,8 @@ def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
 
 
 def test_unknown_section_and_missing_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown section \[hypervisor\]"):
-        load_profile(write(tmp_path, base_text() + "\n[hypervisor]\nvm_exit = 1000\n"))
+    with pytest.raises(ConfigError, match=r"unknown section \[warp_drive\]"):
+        load_profile(write(tmp_path, base_text() + "\n[warp_drive]\nvm_exit = 1000\n"))
     with pytest.raises(ConfigError, match=r"missing key \[instruction\] div"):
         load_profile(write(tmp_path, re.sub(r"\ndiv = .*", "", base_text())))
 

@@ -455,6 +455,10 @@ class HwKernel:
             self._syscall(t, h)
             return
         access = _PAGE_FAULTS.get(cause)
+        if access == FETCH and k.hostcalls:
+            for hostcall in k.hostcalls:
+                if hostcall(t, tval):
+                    return
         if access is not None:
             where = (ctx.pc, tval)
             if ctx.last_fault == where and t.mm.find(tval) is not None:

@@ -167,6 +167,14 @@ class Kernel:
         self.syscall_filters: list[SyscallFilter] = []
         #: prctl(PR_SET_SECCOMP)/seccomp(2) provider: ``f(kernel, task, op, flags, args) -> int``.
         self.seccomp_provider: Callable[..., int] | None = None
+        #: The symbol-resolver seam (a dynamic linker lives here, as a plugin): each hook is called
+        #: as ``hook(task, path, program)`` once execve has replaced the program, where
+        #: ``program`` is the scripted program function or the ELF image's bytes.
+        self.exec_hooks: list[Callable[[Task, str, Any], None]] = []
+        #: ISA host calls: ``f(task, addr) -> bool`` is asked about a user instruction fetch fault
+        #: at ``addr`` before demand paging; True means it was a call it has served (PLT stubs
+        #: that jump into the linker's host-call window).
+        self.hostcalls: list[Callable[[Task, int], bool]] = []
         self._sys_obs = self.world.observer("syscall")
         self._proc_obs = self.world.observer("process")
         self.programs: dict[str, Program] = {}
@@ -516,6 +524,7 @@ class Kernel:
         t = Task(pid, proc, creds, nsp, fs, files, mm, comm=parent.comm, kind=parent.kind, nice=parent.nice)
         t.argv = list(parent.argv)
         t.envp = parent.envp
+        t.seccomp = parent.seccomp  # copy_seccomp (kernel/fork.c): filters are inherited, never dropped
         fs.task = t
         self._attach(t, proc, pid)
         if thread:
@@ -552,16 +561,19 @@ class Kernel:
                 raise KernelError(13, f"{path}: not a regular file")  # EACCES
             perm.check(t.creds, inode, MAY_EXEC, path)
             head = self.vfs.read(f, 256)
+            loaded: Any = None
             if head.startswith(SCRIPT_MAGIC):
                 name = head[len(SCRIPT_MAGIC):].split(b"\n", 1)[0].strip().decode()
                 prog = self.programs.get(name)
                 if prog is None:
                     raise KernelError(ENOEXEC, f"{path}: no scripted program {name!r}")
                 loader: Callable[[], None] = lambda: self._exec_scripted(t, prog, argv, envp)  # noqa: E731
+                loaded = prog
             elif head.startswith(ELF_MAGIC):
                 self.vfs.lseek(f, 0, 0)
                 image = b"".join(iter(lambda: self.vfs.read(f, 65536), b""))
                 loader = self._isa_loader(t, image, path, argv, envp)
+                loaded = image
             else:
                 raise KernelError(ENOEXEC, f"{path}: unknown executable format")
         finally:
@@ -573,6 +585,8 @@ class Kernel:
         t.comm = posixpath.basename(path)[:15]
         t.argv = list(argv)
         t.envp = list(envp)
+        for hook in self.exec_hooks:
+            hook(t, path, loaded)
         self._observe(t.process, "exec")
 
     def _exec_scripted(self, t: Task, prog: Program, argv: list[str], envp: list[str]) -> None:

@@ -66,6 +66,9 @@ class AddressSpace:
     users: int = 1
     #: ISA processes: the hardware side (page-table root, frames); None for scripted processes.
     hw: Any = None
+    #: The dynamic linker's per-process state (a plugin's link map): it belongs to the address
+    #: space, so fork copies it (``linkmap.fork()``) and execve, which makes a new one, drops it.
+    linkmap: Any = None
 
     def find(self, addr: int) -> Vma | None:
         for v in self.vmas:
@@ -147,6 +150,8 @@ class AddressSpace:
         """dup_mm: same VMAs; the parent's pages become copy-on-write for the child."""
         child = AddressSpace([attrs.evolve(v) for v in self.vmas], self.start_brk, self.brk)
         child.cow = set(self.resident) | set(self.cow)
+        if self.linkmap is not None:
+            child.linkmap = self.linkmap.fork()
         for v in child.vmas:
             if v.file is not None:
                 v.file.get()

@@ -83,7 +83,7 @@ def default_table() -> SyscallTable:
     """A fresh copy of the table with every built-in handler (importing the handler modules)."""
     import importlib
 
-    for mod in ("fs", "mem", "misc", "proc"):  # they register their handlers on import
+    for mod in ("fs", "mem", "misc", "proc", "net"):  # they register their handlers on import
         importlib.import_module(f"virtlevels.kernel.syscalls.{mod}")
 
     return _DEFAULT.copy()

@@ -1,0 +1,24 @@
+"""The vnet plugin's hooks (entry point ``vnet = "virtlevels_vnet.plugin"``) and the seam filler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def install(kernel: Any) -> None:
+    """Give ``kernel`` full network stacks: every new network namespace gets a NetStack
+    (NsContext.net_stack_factory), and the initial namespace's loopback-only stack is replaced."""
+    from virtlevels_vnet.context import context_for
+    from virtlevels_vnet.stack import NetStack
+
+    ctx = context_for(kernel.world)
+
+    def factory(ns: Any) -> NetStack:
+        return NetStack(ctx, f"{kernel.node_id}/netns:{ns.inode}")
+
+    kernel.nsctx.net_stack_factory = factory
+    init = kernel.init_nsproxy.net
+    old = init.stack
+    init.stack = NetStack(ctx, f"{kernel.node_id}/netns:{init.inode}", initial=True)
+    if old is not None:
+        old.close()
