@@ -7,6 +7,13 @@ from virtlevels.registry import Registry
 
 
 @virtlevels.hookimpl
+def virtlevels_register_backends(registry: Registry) -> None:
+    from virtlevels_hypervisor.backend import HypervisorBackend
+
+    registry.add_backend(HypervisorBackend())
+
+
+@virtlevels.hookimpl
 def virtlevels_register_commands(registry: Registry) -> None:
     from virtlevels_hypervisor.cli import COMMANDS
 
