@@ -47,6 +47,33 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     chk.add_argument("--isa", action="append", default=[], metavar="EXT")
     chk.add_argument("--max-instructions", type=int, default=20_000_000, metavar="N")
     chk.add_argument("--json", action="store_true")
+    mb = sub.add_parser("microbench", help="Adams & Agesen (ASPLOS 2006) microbenchmarks (cycles/op)")
+    mb.add_argument("--techniques", default="native,emulate,trap,bt,pv,hw",
+                    help="comma-separated columns (default: native and every technique)")
+    mb.add_argument("--benches", default=None, help="comma-separated benchmarks (default: all)")
+    mb.add_argument("--iterations", type=int, default=50, metavar="N")
+    mb.add_argument("--profile", default="2006-p4", help="cost profile (default: 2006-p4)")
+    mb.add_argument("--raw", action="store_true", help="do not subtract the empty loop")
+    mb.add_argument("--json", action="store_true")
+    for verb, text in (("define", "validate a domain spec (TOML or JSON) and print it normalised"),
+                       ("start", "define and start a domain from a spec and run it until it powers off")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("spec", help="a domain spec file (.toml or .json)")
+        if verb == "start":
+            p.add_argument("--max-instructions", type=int, default=None, metavar="N")
+            p.add_argument("--snapshot-after", type=int, default=None, metavar="N",
+                           help="pause after N guest instructions, save a snapshot to --output, resume")
+            p.add_argument("-o", "--output", default=None, help="snapshot file for --snapshot-after")
+            p.add_argument("--json", action="store_true")
+    rst = sub.add_parser("restore", help="restore a domain snapshot and run it until it powers off")
+    rst.add_argument("snapshot")
+    rst.add_argument("--json", action="store_true")
+    mig = sub.add_parser("migrate", help="start a domain, live-migrate it to a second machine, finish there")
+    mig.add_argument("spec")
+    mig.add_argument("--after", type=int, default=100_000, metavar="N", help="guest instructions first")
+    mig.add_argument("--dirty-threshold", type=int, default=8, metavar="PAGES")
+    mig.add_argument("--max-rounds", type=int, default=30)
+    mig.add_argument("--json", action="store_true")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -54,6 +81,10 @@ def _run(args: argparse.Namespace) -> int:
         return _vm_run(args)
     if args.vm_command == "check":
         return _vm_check(args)
+    if args.vm_command == "microbench":
+        return _vm_microbench(args)
+    if args.vm_command in ("define", "start", "restore", "migrate"):
+        return _vm_domain(args)
     raise ConfigError(f"unknown vm verb {args.vm_command!r}")  # pragma: no cover - argparse refuses
 
 
@@ -124,6 +155,96 @@ def _vm_check(args: argparse.Namespace) -> int:
         for r in results:
             print(r.render())
     return 0 if ok else 1
+
+
+def _split(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _vm_microbench(args: argparse.Namespace) -> int:
+    from virtlevels.cost import load_profile
+    from virtlevels_hypervisor.microbench.build import BENCHMARKS
+    from virtlevels_hypervisor.microbench.runner import run_columns
+    from virtlevels_hypervisor.microbench.table import direction_checks, markdown_table
+
+    if args.iterations < 1:
+        raise ConfigError(f"--iterations must be at least 1, got {args.iterations}")
+    load_profile(args.profile)  # a bad profile fails before any run
+    results = run_columns(
+        _split(args.techniques), profile=args.profile, engine="fast",
+        benches=_split(args.benches) if args.benches else list(BENCHMARKS),
+        iterations=args.iterations, subtract_loop=not args.raw,
+    )
+    if args.json:
+        doc = {"profile": args.profile, "iterations": args.iterations,
+               "columns": {c: {n: r.to_dict() for n, r in rows.items()} for c, rows in results.items()}}
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return 0
+    print(markdown_table(results, paper=True, raw=args.raw))
+    checks = direction_checks(results)
+    if checks:
+        print()
+        print("\n".join(checks))
+    return 0
+
+
+def _vm_domain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from virtlevels.machine.cli import exit_status
+    from virtlevels.world import World
+    from virtlevels_hypervisor.domain import Domain, load_spec
+
+    world = World(entry_points=False)
+    if args.vm_command == "define":
+        print(json.dumps(load_spec(args.spec).to_dict(), indent=2, sort_keys=True))
+        return 0
+    if args.vm_command == "restore":
+        try:
+            data = Path(args.snapshot).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{args.snapshot}: cannot read: {exc.strerror}") from None
+        dom = Domain.from_snapshot(world, data)
+        result = dom.run(None)
+        return _domain_done(dom, result, args.json, exit_status)
+    spec = load_spec(args.spec)
+    dom = Domain.from_spec(world, spec)
+    dom.start()
+    if args.vm_command == "migrate":
+        from virtlevels_hypervisor.hypervisor import Hypervisor
+        from virtlevels_hypervisor.migration import migrate
+
+        dom.run(args.after)
+        dest = Hypervisor(dom.hypervisor.host.__class__(ram_size=dom.hypervisor.host.ram_size, world=world,
+                                                        hypervisor=dom.hypervisor.host.hypervisor))
+        report = migrate(dom, dest, dirty_threshold=args.dirty_threshold, max_rounds=args.max_rounds)
+        result = dom.run(None)
+        if not args.json:
+            r = report.to_dict()
+            sys.stderr.write(f"migration: rounds {len(r['rounds'])}, pages per round {r['pages_per_round']}, "
+                             f"downtime {r['downtime_cycles']} cycles\n")
+        return _domain_done(dom, result, args.json, exit_status, migration=report.to_dict())
+    if args.snapshot_after is not None:
+        if args.output is None:
+            raise ConfigError("--snapshot-after needs --output FILE")
+        dom.run(args.snapshot_after)
+        dom.pause()
+        Path(args.output).write_bytes(dom.snapshot())
+        dom.resume()
+    result = dom.run(args.max_instructions)
+    return _domain_done(dom, result, args.json, exit_status)
+
+
+def _domain_done(dom: Any, result: Any, as_json: bool, exit_status: Any, **extra: Any) -> int:
+    code = exit_status(result.status, result.exit_code)
+    if as_json:
+        doc = {"state": dom.state.value, "status": result.status, "exit_code": result.exit_code,
+               "exit_status": code, "console": dom.console_output(), **extra}
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        sys.stdout.write(dom.console_output())
+        sys.stdout.flush()
+    return code
 
 
 COMMANDS = (Command("vm", "run guest kernels under the five virtualization techniques, check equivalence",
