@@ -491,10 +491,13 @@ class Hart:
         return out
 
     def local_time(self) -> int:
-        """This hart's clock: the machine time at the start of its quantum plus the work done since."""
+        """This hart's clock: the machine time at the start of its quantum plus the work done since.
+
+        A hart is never behind the machine's clock, and never goes back: a host that runs it twice
+        (``run_hart``) before the World's clock catches up sees it continue where it stopped."""
         if self.machine.running_hart is self:
             return self.round_base + self.work_cycles() - self.round_work
-        return self.machine.now
+        return max(self.machine.now, self.round_base + self.work_cycles() - self.round_work)
 
     def retired(self) -> int:
         return sum(sum(c) for c in self.counts_by_priv.values())
@@ -679,6 +682,20 @@ class Hart:
         if pc is not None:
             self.pc = pc
         pc = self.pc
+        machine = self.machine
+        if machine.running_hart is None:
+            # Software on this hart executes at this hart's time (a TIME read, a timer compare).
+            self.round_base = self.local_time()
+            self.round_work = self.work_cycles()
+            machine.running_hart = self
+            try:
+                self._execute(word, pc)
+            finally:
+                machine.running_hart = None
+            return
+        self._execute(word, pc)
+
+    def _execute(self, word: int, pc: int) -> None:
         machine = self.machine
         tracer = machine.tracer
         if tracer is not None:

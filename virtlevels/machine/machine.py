@@ -532,7 +532,9 @@ class PhysicalMachine:
         eng = self.engine(engine)
         min_cost = max(1, min(hart.class_costs))
         clint = self.clint
-        hart.round_base = self.events.now
+        # The hart's clock goes on from where its last run left it if the host has not yet moved
+        # the World's clock past that (a VMM that enters the guest again at once).
+        hart.round_base = hart.local_time()
         start = hart.round_work = hart.work_cycles()
         self.running_hart = hart
         try:
