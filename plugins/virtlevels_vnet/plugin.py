@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import virtlevels
+from virtlevels.registry import Registry
+
 
 def install(kernel: Any) -> None:
     """Give ``kernel`` full network stacks: every new network namespace gets a NetStack
@@ -22,3 +25,11 @@ def install(kernel: Any) -> None:
     init.stack = NetStack(ctx, f"{kernel.node_id}/netns:{init.inode}", initial=True)
     if old is not None:
         old.close()
+
+
+@virtlevels.hookimpl
+def virtlevels_register_commands(registry: Registry) -> None:
+    from virtlevels_vnet.cli import COMMANDS
+
+    for command in COMMANDS:
+        registry.add_command(command)

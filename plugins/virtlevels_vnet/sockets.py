@@ -285,6 +285,8 @@ class SocketTable:
         for o in others:
             if o is s:
                 continue
+            if s.reuseaddr and o.reuseaddr and s.proto == IPPROTO_UDP:
+                continue  # socket(7): UDP sockets that all set SO_REUSEADDR share the address
             if s.reuseaddr and o.reuseaddr and s.proto == IPPROTO_TCP:
                 # SO_REUSEADDR (socket(7)): reuse unless a listener holds the same address.
                 if not getattr(o, "listening", False):
@@ -346,7 +348,7 @@ class SocketTable:
             if s.connected and (s.raddr != src or s.rport != sport):
                 continue
             sc = (2 if s.connected else 0) + (1 if s.laddr else 0)
-            if sc > score:
+            if sc >= score:  # ties (SO_REUSEADDR sharers): the socket bound last gets unicast
                 best, score = s, sc
         if best is None:
             return False

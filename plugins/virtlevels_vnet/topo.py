@@ -27,6 +27,7 @@ from virtlevels_vnet.devices.bridge import Bridge
 from virtlevels_vnet.devices.veth import veth_pair
 from virtlevels_vnet.frames import icmp as icmpf
 from virtlevels_vnet.frames.ipv4 import IPPROTO_ICMP, FrameError, aton, mask, ntoa, parse_cidr
+from virtlevels_vnet.reach import Reach, ping_reach
 from virtlevels_vnet.sockets import SOCK_DGRAM, SOCK_STREAM
 from virtlevels_vnet.stack import NetStack
 
@@ -64,6 +65,24 @@ class LinkSpec:
     a_ip: str | None = None  # for routers: the interface address on each side
     b_ip: str | None = None
     link: Any = None
+
+
+@attrs.define(eq=False)
+class Proc:
+    """A process started by :meth:`Network.spawn`."""
+
+    net: Any
+    process: Any
+    out_path: str
+
+    @property
+    def exit_code(self) -> int | None:
+        p = self.process
+        return (p.exit_code >> 8) & 0xFF if p.zombie else None
+
+    @property
+    def output(self) -> str:
+        return bytes(self.net.kernel.read_file(self.out_path)).decode(errors="replace")
 
 
 @attrs.define
@@ -124,6 +143,7 @@ class Network:
     ctx: NetContext = attrs.field(init=False)
     node_id: str = ""
     _next_host: int = 1
+    _nprocs: int = 0
 
     def __attrs_post_init__(self) -> None:
         self.ctx = context_for(self.world)
@@ -240,6 +260,7 @@ class Network:
             if self.kernel is None:
                 self.kernel = Kernel(self.world)
                 install(self.kernel)
+                self.kernel.spawn(_init, name="init")  # pid 1 outlives the programs
             init = self.kernel.init_nsproxy.net
             ns = create_net_ns(init.owner_ns, init)
             n.netns = ns
@@ -411,9 +432,82 @@ class Network:
             raise TopologyError(f"iperf {a} -> {b}: only {len(got)} of {nbytes} bytes arrived")
         return nbytes * 8 * 1e9 / max(elapsed, 1)
 
+    # -- processes in container hosts --------------------------------------------------------------
+    def spawn(self, host: str, program: Callable[..., Any] | str, *argv: str, stdin: bytes = b"") -> Proc:
+        """Start a process in container host ``host``'s network namespace: ``program`` is a
+        scripted program or the name of one of :data:`virtlevels_vnet.programs.PROGRAMS`
+        (ping, traceroute, nc). Its standard input is ``stdin``; standard output and error go to
+        a file read back by :attr:`Proc.output`. Run the network (:meth:`wait`) to make it go."""
+        from virtlevels.kernel import scripted as sc
+        from virtlevels.kernel.ns.proxy import setns
+        from virtlevels.kernel.vfs.constants import AT_FDCWD, O_CREAT, O_RDONLY, O_WRONLY
+        from virtlevels_vnet.programs import PROGRAMS
+
+        self._need_started()
+        node = self.host(host)
+        if node.netns is None:
+            raise TopologyError(f"{host!r} is a {node.kind} {node.role}: processes run in container hosts")
+        if isinstance(program, str):
+            if program not in PROGRAMS:
+                raise TopologyError(f"no program {program!r} (known: {', '.join(PROGRAMS)})")
+            name, program = program, PROGRAMS[program]
+        else:
+            name = getattr(program, "__name__", "prog")
+        k = self.kernel
+        self._nprocs += 1
+        base = f"/tmp/vnet/{self._nprocs}"
+        k.write_file(base + ".in", stdin)
+        k.write_file(base + ".out", b"")
+        body = program
+
+        def wrapper() -> Any:
+            for fd in (0, 1, 2):  # what init left open is not the program's stdio
+                yield sc.close(fd)
+            yield sc.openat(AT_FDCWD, base + ".in", O_RDONLY)  # fd 0
+            yield sc.openat(AT_FDCWD, base + ".out", O_WRONLY | O_CREAT)  # fd 1
+            yield sc.dup(1)  # fd 2
+            return (yield from body(*argv))
+
+        t = k.spawn(wrapper, name=name[:15])
+        creds, nsp = setns(node.netns, t.creds, t.nsproxy)
+        old = t.nsproxy
+        t.creds, t.nsproxy = creds, nsp
+        k._put_nsproxy(old)
+        k._graph_relink(t.process, t)
+        return Proc(self, t.process, base + ".out")
+
+    def wait(self, proc: Proc, timeout_ns: int = 60_000_000_000) -> int | None:
+        """Run the network until ``proc`` exits; its exit code, or None if still running."""
+        self.run_until(lambda: bool(proc.process.zombie), timeout_ns)
+        return proc.exit_code
+
+    # -- static analysis ----------------------------------------------------------------------------
+    def reachable(self, a: str, b: str | int) -> Reach:
+        """Would ``a``'s ping to ``b`` (a host name or an address) be answered? Decided from the
+        configuration (links, VLANs, addresses, routes, filter and NAT rules), sending nothing
+        (:mod:`virtlevels_vnet.reach`). The result is truthy when reachable and says why not."""
+        self._need_started()
+        st = self.host(a).stack
+        assert st is not None
+        return ping_reach(st, b if isinstance(b, int) else self.addr(b))
+
+    def reach_all(self) -> dict[tuple[str, str], Reach]:
+        """:meth:`reachable` for every ordered pair of hosts (the static twin of :meth:`ping_all`)."""
+        hs = self.hosts()
+        return {(x.name, y.name): self.reachable(x.name, y.name) for x in hs for y in hs if x is not y}
+
     def _need_started(self) -> None:
         if not self.started:
             raise TopologyError("the network is not started (call start())")
+
+
+def _init() -> Any:
+    """pid 1 of the container hosts' kernel: sleeps forever on a pipe nobody writes."""
+    from virtlevels.kernel import scripted as sc
+
+    fds = yield sc.pipe2()
+    while True:  # a signal (SIGCHLD) may end one read early
+        yield sc.read(fds[0], 1)
 
 
 # -- built-in topologies (mininet/topo.py) ------------------------------------------------------------
@@ -497,6 +591,7 @@ __all__ = [
     "Network",
     "Node",
     "PingResult",
+    "Proc",
     "TopologyError",
     "fat_tree",
     "linear",

@@ -142,7 +142,7 @@ def _recv(sock: Any, f: OpenFile, size: int, flags: int) -> tuple[bytes, tuple[i
 
 
 def _install(k: Any, t: Any, sock: Any, flags: int) -> int:
-    inode = k.vfs._pipefs.new_inode(S_IFSOCK | 0o777, t.creds.fsuid, t.creds.fsgid)  # sockfs
+    inode = k.vfs.anon_inode(S_IFSOCK | 0o777, t.creds)  # sockfs
     inode.open_count += 1
     f = OpenFile(inode, SocketOps(sock), O_RDWR | (flags & O_NONBLOCK))
     files = t.files

@@ -127,6 +127,13 @@ class Vfs:
         self.fs_types: dict[str, mountops.FsType] = dict(mountops.BUILTIN_FS_TYPES)
         self._pipefs = self.core.new_sb(SyntheticFS(SynDir(), "pipefs"), "pipefs", source="pipefs")
         self._pipefs.fs.make_root(self._pipefs)  # type: ignore[attr-defined]
+        #: LSM path hooks (security/security.c: security_file_open, security_path_mkdir, ...): each
+        #: is called as ``hook(creds, op, path, arg)`` once the permission checks passed, and raises
+        #: ``KernelError`` to deny. ``op``/``path``/``arg``: "open" (the opened Path, open flags),
+        #: "exec" (the file, 0), "truncate" (the file, 0), "mkdir"/"mknod"/"symlink"/"link" (the
+        #: parent directory, the new inode's mode), "unlink"/"rmdir" (the parent, 0),
+        #: "rename_from"/"rename_to" (the parents, the moved inode's mode). Empty: no cost.
+        self.security_hooks: list[Callable[[Credentials, str, Path, int], None]] = []
 
     # -- making filesystems and namespaces ---------------------------------------------------------
     def new_tmpfs(self, *, size: int | None = None, mode: int = 0o1777, uid: int = 0, gid: int = 0,
@@ -208,6 +215,11 @@ class Vfs:
         fs.set_cwd(top)
         fs.ns = ns
 
+    def security_check(self, creds: Credentials, op: str, path: Path, arg: int = 0) -> None:
+        """Run the LSM path hooks (see ``security_hooks``)."""
+        for hook in self.security_hooks:
+            hook(creds, op, path, arg)
+
     # -- opening ----------------------------------------------------------------------------------
     def openat(self, fs: FsContext, creds: Credentials, path: str, flags: int, mode: int = 0o666,
                dirfd: OpenFile | None = None) -> OpenFile:
@@ -241,8 +253,10 @@ class Vfs:
             return existing, False
         d = par.dir
         self._may_create(w.fs, w.creds, d)
-        gid, extra = self._new_owner(w.creds, d.dentry.inode)
         m = S_IFREG | (mode & ~w.fs.umask & 0o7777)
+        if self.security_hooks:
+            self.security_check(w.creds, "mknod", d, m)  # security_path_mknod (open_last_lookups)
+        gid, extra = self._new_owner(w.creds, d.dentry.inode)
         child = d.dentry.sb.fs.create(d.dentry, par.last, m, w.creds.fsuid, gid)
         return Path(d.mnt, child), True
 
@@ -261,6 +275,8 @@ class Vfs:
             if mask & MAY_WRITE and inode.ftype in (S_IFREG, S_IFDIR) and p.mnt.readonly:
                 raise KernelError(EROFS, "read-only mount")
             perm.check(creds, inode, mask, p.dentry.name)
+        if self.security_hooks:
+            self.security_check(creds, "open", p, flags)  # security_file_open (do_dentry_open)
         ftype = inode.ftype
         if ftype in (S_IFCHR, S_IFBLK) and p.mnt.flags & MS_NODEV:
             raise KernelError(EACCES, "device on a nodev mount")
@@ -302,6 +318,11 @@ class Vfs:
         real.open_count += 1
         p.mnt.get()
         return f
+
+    def anon_inode(self, mode: int, creds: Credentials) -> Any:
+        """An inode on the internal pseudo filesystem, for objects that are files without a
+        path (sockets, as sockfs's sock_alloc gives; pipes use the same filesystem)."""
+        return self._pipefs.new_inode(mode, creds.fsuid, creds.fsgid)
 
     def pipe(self, creds: Credentials, flags: int = 0) -> tuple[OpenFile, OpenFile]:
         """pipe2(2): (read end, write end); EINVAL for flags other than O_NONBLOCK|O_CLOEXEC|O_DIRECT."""
@@ -415,6 +436,8 @@ class Vfs:
         w = Walker(fs, creds)
         par = self._name_for_create(w, path, dirfd, dir_ok_slash=True)
         self._may_create(fs, creds, par.dir)
+        if self.security_hooks:
+            self.security_check(creds, "mkdir", par.dir, S_IFDIR | mode)
         gid, sgid = self._new_owner(creds, par.dir.dentry.inode)
         m = (mode & ~fs.umask & 0o1777) | sgid
         par.dir.dentry.sb.fs.mkdir(par.dir.dentry, par.last, m, creds.fsuid, gid, caller=fs.task)
@@ -432,6 +455,8 @@ class Vfs:
         if ftype in (S_IFCHR, S_IFBLK) and not perm.capable_in(creds, None, CAP_MKNOD):
             raise KernelError(EPERM, "mknod of a device needs CAP_MKNOD")
         self._may_create(fs, creds, par.dir)
+        if self.security_hooks:
+            self.security_check(creds, "mknod", par.dir, ftype | mode)
         gid, _ = self._new_owner(creds, par.dir.dentry.inode)
         m = ftype | (mode & ~fs.umask & 0o7777)
         par.dir.dentry.sb.fs.create(par.dir.dentry, par.last, m, creds.fsuid, gid,
@@ -444,6 +469,8 @@ class Vfs:
         w = Walker(fs, creds)
         par = self._name_for_create(w, path, dirfd, dir_ok_slash=False)
         self._may_create(fs, creds, par.dir)
+        if self.security_hooks:
+            self.security_check(creds, "symlink", par.dir, 0o120777)
         gid, _ = self._new_owner(creds, par.dir.dentry.inode)
         par.dir.dentry.sb.fs.symlink(par.dir.dentry, par.last, target, creds.fsuid, gid)
 
@@ -460,6 +487,8 @@ class Vfs:
         self._may_create(fs, creds, par.dir)
         if old.dentry.inode.is_dir:
             raise KernelError(EPERM, "hard link to a directory")
+        if self.security_hooks:
+            self.security_check(creds, "link", par.dir, old.dentry.inode.mode)
         par.dir.dentry.sb.fs.link(old.dentry, par.dir.dentry, par.last)
 
     def _may_delete(self, creds: Credentials, d: Path, victim: Dentry, what: str) -> None:
@@ -488,6 +517,8 @@ class Vfs:
         self._may_delete(creds, par.dir, victim.dentry, path)
         if victim.dentry.inode.is_dir:
             raise KernelError(EISDIR, f"{path!r} is a directory")
+        if self.security_hooks:
+            self.security_check(creds, "unlink", par.dir, victim.dentry.inode.mode)
         if is_mountpoint_in(fs.ns, victim.dentry):
             raise KernelError(EBUSY, f"{path!r} is a mount point")
         inode = victim.dentry.inode
@@ -514,6 +545,8 @@ class Vfs:
             raise KernelError(EBUSY, f"{path!r} is a mount point")
         if not d.sb.fs.is_empty_dir(d):
             raise KernelError(ENOTEMPTY, path)
+        if self.security_hooks:
+            self.security_check(creds, "rmdir", par.dir, d.inode.mode)
         par.dir.dentry.sb.fs.rmdir(par.dir.dentry, d, caller=fs.task)
 
     def _maybe_evict(self, inode: Inode) -> None:
@@ -584,6 +617,15 @@ class Vfs:
         if new is not None and new.dentry.inode.is_dir and not flags & RENAME_EXCHANGE:
             if not new.dentry.sb.fs.is_empty_dir(new.dentry):
                 raise KernelError(ENOTEMPTY, newpath)
+        if self.security_hooks:
+            # security_path_rename: the source leaves its directory, arrives in the target's (and
+            # with RENAME_EXCHANGE the target goes the other way); a replaced file is removed.
+            self.security_check(creds, "rename_from", op.dir, old.dentry.inode.mode)
+            self.security_check(creds, "rename_to", np.dir, old.dentry.inode.mode)
+            if new is not None:
+                self.security_check(creds, "rename_from", np.dir, new.dentry.inode.mode)
+                if flags & RENAME_EXCHANGE:
+                    self.security_check(creds, "rename_to", op.dir, new.dentry.inode.mode)
         replaced = new.dentry.inode if new is not None and not flags & RENAME_EXCHANGE else None
         od.sb.fs.rename(od, old.dentry, nd, np.last, flags & RENAME_EXCHANGE)
         if replaced is not None:
@@ -713,6 +755,8 @@ class Vfs:
         if p.mnt.readonly:
             raise KernelError(EROFS, "read-only mount")
         perm.check(creds, inode, MAY_WRITE, path)
+        if self.security_hooks:
+            self.security_check(creds, "truncate", p, 0)  # security_path_truncate
         real = p.dentry.sb.fs.prepare_write(p.dentry)
         real.sb.fs.truncate(real, length)
 
