@@ -125,6 +125,19 @@ class InterposedProcess:
             out["exit_status"] = self.kernel.exit_status[pid]
         if self.tracer is not None:
             out["ltrace"] = list(self.tracer.lines)
+        # The level below, when a sandbox plugin filters this kernel's system calls (found by
+        # duck typing: this plugin does not import the sandbox plugin).
+        ks = getattr(self.kernel, "_virtlevels_sandbox", None)
+        if ks is not None:
+            out["seccomp"] = ks.stats.to_dict()
+        machine = getattr(self.kernel, "machine", None)
+        if machine is not None:  # ISA programs: where the harts' cycles went ("library", "filters"...)
+            by: dict[str, int] = {}
+            for hart in machine.harts:
+                for key, value in hart.cycles_by_category().items():
+                    if value:
+                        by[key] = by.get(key, 0) + value
+            out["cycles_by_category"] = dict(sorted(by.items()))
         return out
 
     def run(self, workload: Any = None) -> Any:

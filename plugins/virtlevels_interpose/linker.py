@@ -180,6 +180,8 @@ class CallStats:
     """Per-process (and total) library-level accounting, in calls and cycles."""
 
     calls: dict[str, int] = attrs.field(factory=dict)
+    #: Calls through a PLT entry (the indirection through the GOT), and their cycles.
+    plt_calls: int = 0
     plt_cycles: int = 0
     hostcall_cycles: int = 0
     interposer_calls: int = 0
@@ -196,6 +198,7 @@ class CallStats:
     def add(self, other: CallStats) -> None:
         for k, v in other.calls.items():
             self.calls[k] = self.calls.get(k, 0) + v
+        self.plt_calls += other.plt_calls
         self.plt_cycles += other.plt_cycles
         self.hostcall_cycles += other.hostcall_cycles
         self.interposer_calls += other.interposer_calls
@@ -208,7 +211,8 @@ class CallStats:
     def to_dict(self) -> dict[str, Any]:
         return {
             "calls": dict(sorted(self.calls.items())), "total_calls": sum(self.calls.values()),
-            "plt_cycles": self.plt_cycles, "hostcall_cycles": self.hostcall_cycles,
+            "plt_calls": self.plt_calls, "plt_cycles": self.plt_cycles,
+            "hostcall_cycles": self.hostcall_cycles,
             "interposer_calls": self.interposer_calls, "interposer_cycles": self.interposer_cycles,
             "translated_calls": self.translated_calls, "translated_cycles": self.translated_cycles,
             "bind_cycles": self.bind_cycles, "hostcall_traps": self.hostcall_traps,
@@ -530,6 +534,7 @@ class Linker:
         self._inflight: dict[Any, _InFlight] = {}
         #: shared state of interposers across processes (fakeroot's faked database...).
         self.shared: dict[str, Any] = {}
+        self._graph_nodes: set[str] = set()
         self.libc = libc.make_libc()
         self.register(self.libc)
         from virtlevels_interpose.interposers import make_fakeroot, make_faketime
@@ -630,6 +635,7 @@ class Linker:
         if lm is None:
             lm = self._build(t, t.comm, {}, (), None, t.envp)
             t.mm.linkmap = lm
+            self.graph_sync()
         return lm  # type: ignore[no-any-return]
 
     def _on_exec(self, t: Any, path: str, program: Any) -> None:
@@ -645,6 +651,7 @@ class Linker:
             needed = tuple(getattr(program, "vl_needed", ()))
         lm = self._build(t, path, exports, needed, image, t.envp)
         t.mm.linkmap = lm
+        self.graph_sync()
         for w in lm.warnings:
             self._stderr(t, w)
         if lm.error is not None:
@@ -869,13 +876,14 @@ class Linker:
         for s in (lm.stats, self._stats(t), self.totals):
             s.calls[name] = s.calls.get(name, 0) + 1
         cycles = 0
-        if via_plt and not isa:
+        if via_plt and start == 0 and not isa:
             # ISA callers executed the stub's real instructions; a scripted caller is charged them.
+            # (An RTLD_NEXT call goes through the pointer dlsym returned, not through a PLT entry.)
             cycles += self.c["plt"]
-            self._account(t, lm, "plt_cycles", self.c["plt"])
+            self._account(t, lm, "plt_cycles", self.c["plt"], "plt_calls")
         elif via_plt and start == 0:
             # Reported, not charged again: the stub's auipc + lw + jalr ran as user instructions.
-            self._account(t, lm, "plt_cycles", self._stub_cycles)
+            self._account(t, lm, "plt_cycles", self._stub_cycles, "plt_calls")
         if defn is not None and defn.fn is not None:
             cycles += self.c["hostcall"]
             self._account(t, lm, "hostcall_cycles", self.c["hostcall"])
@@ -983,11 +991,12 @@ class Linker:
                 h.charge("kernel", k.c_syscall)
                 return True
             st.pending = None
-            h.charge("kernel", k.c_syscall + k._extra)
+            for category, cycles in k.syscall_charges():
+                h.charge(category, cycles)
             if t.dead or t.kind != "isa" or t.context is not ctx:
                 self._close(st.gen)
                 return True  # it exited, or execve replaced the program
-            if t.pending_kill:
+            if t.pending_kill or t.exit_after_syscall is not None:
                 ctx.pc = addr
                 self._close(st.gen)
                 return True
@@ -1074,6 +1083,51 @@ class Linker:
             return result
         return op.decode(result, [um.read(p, n) for p, n in outs])
 
+    # -- the resource graph -------------------------------------------------------------------------------
+    def library_node(self, name: str) -> str:
+        return f"{self.kernel.node_id}/lib/{name}"
+
+    def graph_sync(self) -> None:
+        """Make the World's graph show the libraries mapped now: one ``library`` node per loaded
+        object of this kernel (``runs_on`` the kernel), ``process --maps_to--> library`` for every
+        live process whose link map holds it; a library no process maps any more is removed.
+        Called at exec, on process events (the plugin's hook) and when stats are read."""
+        g = self.kernel.world.graph
+        want: dict[str, set[str]] = {}
+        info: dict[str, tuple[str, LoadedObject]] = {}
+        for p in self.kernel.processes:
+            t = p.leader
+            if p.zombie or t is None or p.graph_id is None or p.graph_id not in g:
+                continue
+            lm = t.mm.linkmap
+            if lm is None:
+                continue
+            for o in lm.objects:
+                if o.kind == "program":
+                    continue
+                nid = self.library_node(o.name)
+                want.setdefault(p.graph_id, set()).add(nid)
+                info.setdefault(nid, (o.name, o))
+        mine = set(self._graph_nodes)
+        for nid, (name, o) in info.items():
+            if nid not in g:
+                g.add(nid, "library", name=name, code="rv32" if o.image is not None else "python",
+                      symbols=len(o.functions) + len(o.addrs))  # fmt: skip
+                g.link(nid, self.kernel.node_id, "runs_on")
+            self._graph_nodes.add(nid)
+        for pid_node, libs in want.items():
+            have = {b for _a, b, d in g.g.out_edges(pid_node, data=True)
+                    if d["kind"] == "maps_to" and b in mine | set(info)}  # fmt: skip
+            for nid in have - libs:
+                g.unlink(pid_node, nid, "maps_to")
+            for nid in libs - have:
+                g.link(pid_node, nid, "maps_to")
+        for nid in list(self._graph_nodes):
+            if nid not in info:
+                if nid in g:
+                    g.remove(nid)
+                self._graph_nodes.discard(nid)
+
     # -- reports ---------------------------------------------------------------------------------------
     def stats(self, pid: int | None = None) -> dict[str, Any]:
         """Library-level costs: of one process (by host pid) or of the whole run."""
@@ -1084,7 +1138,7 @@ class Linker:
         d = self.stats(pid)
         lines = [
             f"library calls      {d['total_calls']}",
-            f"  PLT indirection  {d['plt_cycles']} cycles",
+            f"  PLT indirection  {d['plt_cycles']} cycles ({d['plt_calls']} calls through the PLT)",
             f"  host functions   {d['hostcall_cycles']} cycles ({d['hostcall_traps']} host-call traps)",
             f"  interposers      {d['interposer_cycles']} cycles ({d['interposer_calls']} hook calls)",
             f"  API translation  {d['translated_cycles']} cycles ({d['translated_calls']} calls)",

@@ -16,7 +16,7 @@ from typing import Any
 
 from virtlevels.errors import ConfigError
 from virtlevels.registry import Command
-from virtlevels_sandbox import bpf
+from virtlevels_sandbox import bpf, landlock
 from virtlevels_sandbox import profile as prof
 from virtlevels_sandbox import seccomp as sec
 from virtlevels_sandbox.programs import PROGRAMS, install_programs
@@ -44,6 +44,19 @@ def _configure(p: argparse.ArgumentParser) -> None:
         default=True,
         help="set no_new_privs before the filter (default: yes)",
     )
+    for what, help_ in (
+        ("read", "read files and list directories beneath PATH"),
+        ("write", "write, create, remove and truncate beneath PATH"),
+        ("exec", "execute files beneath PATH"),
+    ):
+        run.add_argument(
+            f"--allow-{what}",
+            dest=f"allow_{what}",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help=f"Landlock-like rule: {help_} (with any --allow-*, all else is EACCES)",
+        )
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     run.add_argument("program", help=f"an RV32 ELF file, or one of: {', '.join(sorted(PROGRAMS))}")
     run.add_argument("args", nargs=argparse.REMAINDER)
@@ -72,8 +85,15 @@ def _spec(args: argparse.Namespace, rlimits: tuple[tuple[str, int, int], ...] = 
         if c.upper() != "ALL":
             parse_cap(c)
     profile = None if args.profile == "unconfined" else args.profile
+    allow: dict[str, tuple[str, ...]] = {}
+    for key in ("allow_read", "allow_write", "allow_exec"):
+        paths = tuple(getattr(args, key, []))
+        for path in paths:
+            if not path.startswith("/"):
+                raise ConfigError(f"--{key.replace('_', '-')} {path!r}: an absolute path is needed")
+        allow[key] = paths
     return SandboxSpec(
-        profile, tuple(args.cap_drop), tuple(args.cap_add), rlimits, getattr(args, "nnp", True)
+        profile, tuple(args.cap_drop), tuple(args.cap_add), rlimits, getattr(args, "nnp", True), **allow
     )
 
 
@@ -101,6 +121,7 @@ def _run(args: argparse.Namespace) -> int:
     out = bytes(kernel.console).decode(errors="replace")
     status = p.exit_code if p.zombie or p.reaped else None
     st = sec.stats(kernel).to_dict()
+    lls = landlock.stats(kernel)
     code = 0 if status is None else (128 + (status & 0x7F) if status & 0x7F else (status >> 8) & 0xFF)
     summary = {
         "program": args.program,
@@ -110,6 +131,13 @@ def _run(args: argparse.Namespace) -> int:
         "bpf_insns_in_filter": len(compiled.program) if compiled else 0,
         "capabilities": sorted(prof._caps(spec.capabilities())),
         **st,
+        "cycles_by_category": _breakdown(kernel),
+        # PLT indirections and interposer calls, when the interpose plugin linked the program.
+        "library": ld.stats() if (ld := getattr(kernel, "_virtlevels_linker", None)) is not None else None,
+        "landlock": {
+            "rules": [[path, landlock.access_names(acc)] for path, acc in spec.fs_rules(path)],
+            **lls.to_dict(),
+        },
     }
     if status is None:
         summary["exit_code"] = None
@@ -128,7 +156,25 @@ def _run(args: argparse.Namespace) -> int:
             f"instructions ({st['bpf_insns_per_syscall']} per call), {st['filter_cycles']} cycles in filters",
             file=sys.stderr,
         )
+        if spec.restricts_fs:
+            print(
+                f"sandbox: landlock: {lls.checks} filesystem accesses checked, {lls.denied} denied",
+                file=sys.stderr,
+            )
     return 1 if status is None else code
+
+
+def _breakdown(kernel: Any) -> dict[str, int]:
+    """Cycles by category: the machine's harts' (ISA programs), else the kernel's categorized ones."""
+    machine = kernel.machine
+    if machine is not None:
+        out: dict[str, int] = {}
+        for hart in machine.harts:
+            for key, value in hart.cycles_by_category().items():
+                if value:
+                    out[key] = out.get(key, 0) + value
+        return dict(sorted(out.items()))
+    return dict(sorted(kernel.charged_by_category.items()))
 
 
 def _boot(world: Any, program: str) -> tuple[Any, str]:

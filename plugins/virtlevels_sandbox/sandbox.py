@@ -1,9 +1,11 @@
-"""A sandboxed process: capabilities, rlimits, no_new_privs and a seccomp profile, applied by the
-process itself just before it execs its program (as runc's init, bubblewrap and Firejail do).
+"""A sandboxed process: capabilities, rlimits, no_new_privs, Landlock-like filesystem rules and a
+seccomp profile, applied by the process itself just before it execs its program (as runc's init,
+bubblewrap and Firejail do).
 
 :class:`SandboxSpec` says what to apply; :func:`launcher` is the scripted program that applies it
-through the ordinary system calls (prlimit64, PR_CAPBSET_DROP, capset, PR_SET_NO_NEW_PRIVS,
-seccomp) and then execs; :func:`spawn_sandboxed` starts one on a kernel.
+through the ordinary system calls (prlimit64, landlock_create_ruleset/add_rule, PR_CAPBSET_DROP,
+capset, PR_SET_NO_NEW_PRIVS, landlock_restrict_self, seccomp) and then execs;
+:func:`spawn_sandboxed` starts one on a kernel.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from virtlevels.errors import ConfigError
 from virtlevels.kernel import scripted as sc
 from virtlevels.kernel.caps import ALL_CAPS, CAP_BY_NAME, CAP_LAST_CAP
 from virtlevels.kernel.process import RLIM_INFINITY, RLIMIT_NAMES
+from virtlevels.kernel.vfs.constants import AT_FDCWD, O_CLOEXEC, O_RDONLY, S_IFDIR, S_IFMT
+from virtlevels_sandbox import landlock as ll
 from virtlevels_sandbox import profile as prof
 from virtlevels_sandbox import seccomp as sec
 
@@ -65,7 +69,12 @@ def parse_rlimit(text: str) -> tuple[str, int, int]:
 class SandboxSpec:
     """What a sandbox applies. ``profile``: ``docker-default``, a JSON path, a profile dict, or None
     (unconfined). Capabilities start from Docker's default set, then ``cap_drop`` (``ALL``) and
-    ``cap_add`` apply, as ``docker run --cap-drop/--cap-add`` do."""
+    ``cap_add`` apply, as ``docker run --cap-drop/--cap-add`` do.
+
+    ``allow_read``/``allow_write``/``allow_exec``: Landlock-like filesystem allow lists (paths in
+    the kernel's filesystem; a directory covers everything beneath it). With any of them set,
+    every other filesystem access is denied with EACCES (see :mod:`virtlevels_sandbox.landlock`);
+    the program itself may always be executed."""
 
     profile: str | dict[str, Any] | None = "docker-default"
     cap_drop: tuple[str, ...] = ()
@@ -73,6 +82,24 @@ class SandboxSpec:
     rlimits: tuple[tuple[str, int, int], ...] = ()
     no_new_privs: bool = True
     env: tuple[str, ...] = ("PATH=/bin",)
+    allow_read: tuple[str, ...] = ()
+    allow_write: tuple[str, ...] = ()
+    allow_exec: tuple[str, ...] = ()
+
+    @property
+    def restricts_fs(self) -> bool:
+        return bool(self.allow_read or self.allow_write or self.allow_exec)
+
+    def fs_rules(self, program: str | None = None) -> list[tuple[str, int]]:
+        """(path, Landlock rights) for the allow lists (and ``program``'s execution), merged."""
+        if not self.restricts_fs:
+            return []
+        rules = [(p, ll.ALLOW_READ) for p in self.allow_read]
+        rules += [(p, ll.ALLOW_WRITE) for p in self.allow_write]
+        rules += [(p, ll.ALLOW_EXEC) for p in self.allow_exec]
+        if program is not None:
+            rules.append((program, ll.ALLOW_EXEC))
+        return ll.merge_rules(rules)
 
     def capabilities(self) -> int:
         caps = {CAP_BY_NAME[c] for c in prof.DOCKER_DEFAULT_CAPS}
@@ -101,7 +128,8 @@ class SandboxSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SandboxSpec:
-        known = {"profile", "cap_drop", "cap_add", "rlimits", "no_new_privs", "env"}
+        known = {"profile", "cap_drop", "cap_add", "rlimits", "no_new_privs", "env", "allow_read",
+                 "allow_write", "allow_exec"}  # fmt: skip
         for key in d:
             if key not in known:
                 raise ConfigError(f"sandbox spec: unknown field {key!r} (known: {', '.join(sorted(known))})")
@@ -113,7 +141,40 @@ class SandboxSpec:
             rl,
             bool(d.get("no_new_privs", True)),
             tuple(d.get("env", ("PATH=/bin",))),
+            *(_paths(d, key) for key in ("allow_read", "allow_write", "allow_exec")),
         )  # type: ignore[arg-type]
+
+
+def _paths(d: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = d.get(key, ())
+    if isinstance(value, str):
+        value = [value]
+    ok = isinstance(value, (list, tuple)) and all(isinstance(p, str) and p.startswith("/") for p in value)
+    if not ok:
+        raise ConfigError(f"sandbox spec: {key} must be a list of absolute paths, not {value!r}")
+    return tuple(value)
+
+
+def _fs_ruleset(fs_rules: Sequence[tuple[str, int]]) -> Gen:
+    """landlock_create_ruleset and one PATH_BENEATH rule per path; the ruleset fd (or -errno)."""
+    rfd = yield ll.create_ruleset(ll.HANDLED_BY_SANDBOX)
+    if rfd < 0:
+        yield sc.write(2, f"sandbox: landlock_create_ruleset: errno {-rfd}\n")
+        return rfd
+    for path, access in fs_rules:
+        fd = yield sc.openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC)
+        if fd < 0:
+            yield sc.write(2, f"sandbox: {path}: errno {-fd}\n")
+            return fd
+        st = yield sc.fstat(fd)
+        if not isinstance(st, int) and st.st_mode & S_IFMT != S_IFDIR:
+            access &= ll.ACCESS_FILE  # a file takes file rights only (landlock_add_rule(2): EINVAL)
+        r = yield ll.add_rule(rfd, access, fd)
+        yield sc.close(fd)
+        if r < 0:
+            yield sc.write(2, f"sandbox: landlock_add_rule {path}: errno {-r}\n")
+            return r
+    return rfd
 
 
 def launcher(
@@ -124,6 +185,7 @@ def launcher(
     path: str,
     argv: list[str],
     env: list[str],
+    fs_rules: Sequence[tuple[str, int]] = (),
 ) -> Gen:
     """Apply the sandbox to this process, then execve ``path``. Exits 126 if a step fails."""
     for name, soft, hard in rlimits:
@@ -131,7 +193,20 @@ def launcher(
         if isinstance(r, int) and r < 0:
             yield sc.write(2, f"sandbox: setrlimit {name}: errno {-r}\n")
             return 126
+    rfd = None
+    if fs_rules:
+        # The rules name paths opened now, before any restriction (as landlock's sandboxer does).
+        rfd = yield from _fs_ruleset(fs_rules)
+        if rfd < 0:
+            return 126
     filt = sec.set_mode_filter(program) if program is not None else None
+    if rfd is not None and not no_new_privs:
+        # Without no_new_privs, landlock_restrict_self needs CAP_SYS_ADMIN: before the caps go.
+        r = yield ll.restrict_self(rfd)
+        if r < 0:
+            yield sc.write(2, f"sandbox: landlock_restrict_self: errno {-r}\n")
+            return 126
+        rfd = None
     if filt is not None and not no_new_privs:
         # Without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes on before the caps go
         # (runc does the same when noNewPrivileges is false).
@@ -152,6 +227,12 @@ def launcher(
         return 126
     if no_new_privs:
         yield sc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if rfd is not None:
+        r = yield ll.restrict_self(rfd)
+        if r < 0:
+            yield sc.write(2, f"sandbox: landlock_restrict_self: errno {-r}\n")
+            return 126
+        yield sc.close(rfd)
     if filt is not None:
         r = yield filt
         if r < 0:
@@ -173,6 +254,8 @@ def spawn_sandboxed(
 ) -> Any:
     """Start ``path`` in a sandbox on ``kernel``; returns the launcher's (then the program's) task."""
     sec.install(kernel)
+    if spec.restricts_fs:
+        ll.install(kernel)
     cp = compiled if compiled is not None else spec.compile()
     program = cp.program if cp is not None else None
     args = (
@@ -183,5 +266,6 @@ def spawn_sandboxed(
         path,
         list(argv) or [path],
         list(spec.env),
+        spec.fs_rules(path),
     )
     return kernel.spawn(lambda: launcher(*args), stdio=stdio, name="sandbox")

@@ -15,7 +15,8 @@
 - ``struct seccomp_data`` holds nr, arch = AUDIT_ARCH_RISCV32, the instruction pointer and six
   arguments; this is a 32-bit kernel, so each argument's upper word is 0.
 - Costs: each filter run charges ``[seccomp] filter`` plus ``[seccomp] bpf_insn`` per
-  instruction executed (see the cost profiles for the figures), through ``Kernel.charge_extra``.
+  instruction executed (see the cost profiles for the figures), through ``Kernel.charge_extra``
+  in the category "filters" (part of the system call's time, reported apart from "kernel").
 
 Simulator shortcut (no effect on results or cycles): a filter whose verdict for a system call
 number does not depend on the arguments is evaluated once per number and remembered, with its
@@ -243,7 +244,7 @@ class KernelSeccomp:
             return FilterVerdict("errno", ENOSYS)
         d = run_filters(st, nr, args, ip)
         cycles = d.filters * self.c_filter + d.insns * self.c_insn
-        k.charge_extra(cycles)
+        k.charge_extra(cycles, "filters")  # its own category in the cycle breakdown
         stats.bpf_insns += d.insns
         stats.filter_runs += d.filters
         stats.cycles += cycles

@@ -36,3 +36,31 @@ def run_prog(k: Kernel, prog: Any, *args: Any, **spawn: Any) -> Any:
     t = k.spawn(prog, list(args), **spawn) if args else k.spawn(prog, **spawn)
     k.run()
     return t
+
+
+def rv32_program(body: str, data: str = "") -> bytes:
+    """An RV32 ELF user program at 0x10000 from assembly; ``SYS_name`` symbols give the riscv32
+    numbers of the calls the sandbox tests make."""
+    from virtlevels.machine.asm import assemble
+    from virtlevels.machine.elf.writer import write_elf
+
+    numbers = {"write": 64, "exit_group": 94, "getpid": 172, "getppid": 173, "getuid": 174, "gettid": 178,
+               "clone": 220, "prctl": 167, "seccomp": 277}  # fmt: skip
+    equs = "".join(f"    .equ SYS_{n}, {v}\n" for n, v in numbers.items())
+    src = f"{equs}    .text\n    .globl _start\n_start:\n{body}\n    .data\n{data}\n"
+    return write_elf(assemble(src, base=0x10000))
+
+
+def isa_kernel(**kw: Any) -> Kernel:
+    """A kernel on a one-hart RISC-V machine, with seccomp and an init."""
+    from virtlevels.machine.board import virt_machine
+
+    world = World(entry_points=False)
+    k = Kernel(world, machine=virt_machine(world=world), **kw)
+    sec.install(k)
+    k.spawn(init_prog, name="init")
+    return k
+
+
+def bytes_directive(raw: bytes) -> str:
+    return "    .byte " + ", ".join(str(b) for b in raw) + "\n"

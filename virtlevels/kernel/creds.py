@@ -6,6 +6,8 @@ maps translate them for display and for system calls made inside it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from virtlevels.kernel.caps import ALL_CAPS, UserNamespaceLike
@@ -31,6 +33,9 @@ class Credentials:
     user_ns: UserNamespaceLike | None = None
     #: SECBIT_KEEP_CAPS (prctl PR_SET_KEEPCAPS): permitted survives leaving uid 0; execve clears it.
     keep_caps: bool = False
+    #: LSM blobs (cred->security): an LSM plugin's per-credential state, e.g. the sandbox plugin's
+    #: Landlock domain. copy() shares it, so fork and execve keep it, as Landlock's domain does.
+    security: Any = None
 
     def copy(self) -> Credentials:
         """A new credentials object (fork gives the child its own copy, as copy_creds does)."""

@@ -411,6 +411,8 @@ class HwKernel:
             return self._result(h, start, user0)
         if t.dead or t.state != RUNNING or t.pending_kill or t.kind != "isa":
             return self._result(h, start, user0)
+        if t.exit_after_syscall is not None:  # seccomp's KILL_THREAD: it never returns to user mode
+            return self._result(h, start, user0)
         self._enter(t, h, budget)
         slack = 4 * self.divisor + 64
         for _ in range(3):  # the timer may be polled just after the budget ends: run until it is taken
@@ -482,7 +484,8 @@ class HwKernel:
             k.sleep_on(t, wb.queue)
             self._charge(t, "kernel", k.c_syscall)
             return False
-        self._charge(t, "kernel", k.c_syscall + k._extra)
+        for category, cycles in k.syscall_charges():
+            self._charge(t, category, cycles)
         ctx.in_syscall = False
         if t.dead or t.kind != "isa" or t.context is not ctx:
             return True  # it exited, or execve replaced the program

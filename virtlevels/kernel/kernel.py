@@ -185,6 +185,8 @@ class Kernel:
         self.uid_procs: dict[int, int] = {}
         self._fs_users: dict[int, int] = {}
         self._files_users: dict[int, int] = {}
+        #: Cycles charged with a category other than "kernel" (``charge_extra``), over the kernel's life.
+        self.charged_by_category: dict[str, int] = {}
         self.exit_status: dict[int, int] = {}  # host pid -> wait status, for processes nobody waits for
         # -- subsystems ------------------------------------------------------------------------
         prefix = self.node_id + "/"
@@ -560,6 +562,8 @@ class Kernel:
             if not inode.is_reg:
                 raise KernelError(13, f"{path}: not a regular file")  # EACCES
             perm.check(t.creds, inode, MAY_EXEC, path)
+            if self.vfs.security_hooks and f.path is not None:
+                self.vfs.security_check(t.creds, "exec", f.path, 0)  # security_bprm_check / FMODE_EXEC
             head = self.vfs.read(f, 256)
             loaded: Any = None
             if head.startswith(SCRIPT_MAGIC):
@@ -890,6 +894,8 @@ class Kernel:
             self.current = None
         if t.pending_kill and not t.dead:
             self.do_exit_group(t, t.pending_kill)
+        elif t.exit_after_syscall is not None and not t.dead:
+            self._exit_thread(t, t.exit_after_syscall)
         ns = self.cycles_to_ns(cycles)
         cpu.slice_used += ns
         cpu.busy_ns += ns
@@ -962,6 +968,7 @@ class Kernel:
         raise KernelPanic(f"scripted program {t.comm!r} yielded {op!r}, not a system call")
 
     _extra = 0
+    _extra_split: dict[str, int] | None = None
 
     # -- system call entry -----------------------------------------------------------------------------
     def scripted_syscall(self, t: Task, call: Syscall) -> Any:
@@ -1016,6 +1023,7 @@ class Kernel:
         Raises WouldBlock when the task must sleep (the caller parks it and retries the call).
         """
         self._extra = 0
+        self._extra_split = None
         self._io_delay_ns = 0
         filters = self.syscall_filters
         if filters:
@@ -1049,7 +1057,12 @@ class Kernel:
     def _verdict(self, t: Task, nr: int, args: tuple[int, ...], v: FilterVerdict) -> int:
         if v.action == "log":
             return self._run_unfiltered(t, nr, args)
-        if v.action in ("kill_process", "kill_thread", "trap"):
+        if v.action == "kill_thread":
+            # seccomp(2) SECCOMP_RET_KILL_THREAD: only the calling thread ends, as if by SIGSYS;
+            # the other threads go on (the last thread's status is the process's).
+            self.kill_thread(t, signals.SIGSYS)
+            return -38
+        if v.action in ("kill_process", "trap"):
             self.send_signal(t.process, signals.SIGSYS)
             return -38
         if v.action == "trace":
@@ -1063,9 +1076,35 @@ class Kernel:
         finally:
             self.syscall_filters = saved
 
-    def charge_extra(self, cycles: int) -> None:
-        """A handler's cost beyond the syscall round trip (fork, exec, page faults)."""
+    def charge_extra(self, cycles: int, category: str = "kernel") -> None:
+        """A handler's cost beyond the syscall round trip (fork, exec, page faults). A
+        ``category`` other than "kernel" (the sandbox's "filters") is the same time, reported
+        apart in the cycle breakdown (``syscall_charges``) and in ``charged_by_category``."""
         self._extra += cycles
+        if category != "kernel":
+            split = self._extra_split
+            if split is None:
+                split = self._extra_split = {}
+            split[category] = split.get(category, 0) + cycles
+            self.charged_by_category[category] = self.charged_by_category.get(category, 0) + cycles
+
+    def syscall_charges(self) -> list[tuple[str, int]]:
+        """The system call just made, in cycles by category: the round trip and the extras in
+        "kernel", categorized extras apart. The sum is ``c_syscall + _extra``."""
+        split = self._extra_split
+        if not split:
+            return [("kernel", self.c_syscall + self._extra)]
+        return [("kernel", self.c_syscall + self._extra - sum(split.values())), *split.items()]
+
+    def kill_thread(self, t: Task, sig: int) -> None:
+        """A fatal signal for one thread only (seccomp's KILL_THREAD): it exits with ``sig`` as its
+        status; the last thread's exit ends the process with it."""
+        if t.dead:
+            return
+        if t is self.current:
+            t.exit_after_syscall = sig  # acted on when the current system call returns
+        else:
+            self._exit_thread(t, sig)
 
     # -- memory ----------------------------------------------------------------------------------------
     def touch(self, t: Task, addr: int, length: int, write: bool) -> int:
