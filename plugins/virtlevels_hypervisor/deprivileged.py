@@ -135,11 +135,16 @@ class HostContext:
 
 
 def _retired_direct(host: Any, h: Hart) -> int:
-    """Guest instructions the host ran directly so far: its U-mode retirement, or, on a VM host,
-    what that VM's own VMM reports (the instructions reached a physical hart underneath)."""
-    vstats = getattr(host, "vstats", None)
-    if vstats is not None:
-        return int(vstats.guest_instructions())
+    """Guest instructions the host hart retired in U-mode so far (what the guest ran directly).
+
+    On a VM host whose own VMM runs its guest on a hart underneath (nested trap-and-emulate) the
+    vCPU's retirement counters do not see those instructions: that VMM counts them per vCPU
+    (:attr:`DeprivilegedVmm.user_direct`). Only the vCPU's *virtual U-mode* counts: the
+    instructions of this VMM itself (virtual S) are not guest instructions of ours."""
+    vmm = getattr(getattr(host, "technique", None), "vmm", None)
+    user_direct = getattr(vmm, "user_direct", None)
+    if isinstance(user_direct, dict):
+        return int(user_direct.get(h.id, 0)) + sum(h.counts_by_priv[U_MODE])
     return sum(h.counts_by_priv[U_MODE])
 
 
@@ -194,6 +199,9 @@ class DeprivilegedVmm:
     quantum: int = 20_000
     shadow: ShadowMmu = attrs.field(init=False)
     injected: int = attrs.field(default=0, init=False)
+    #: vCPU id -> guest instructions run directly on a host hart while the vCPU was in virtual
+    #: U-mode (a nested VMM on this VM counts its guest's direct instructions from it).
+    user_direct: dict[int, int] = attrs.field(factory=dict, init=False)
     reflected: int = attrs.field(default=0, init=False)
     redirected: bool = attrs.field(default=False, init=False)  # a hypercall set the vCPU's pc itself
     _ctx: HostContext = attrs.field(init=False)
@@ -221,6 +229,7 @@ class DeprivilegedVmm:
         """VMM work: on the host hart's clock and in the VM's breakdown."""
         self.vm.vstats.cycles[category] += cycles
         h.charge(f"vmm_{category}", cycles)
+        _forward_guest_work(h, cycles)
 
     def exit_cost(self, h: Hart, reason: str, handler: str | None) -> None:
         vm = self.vm
@@ -238,8 +247,11 @@ class DeprivilegedVmm:
         vm = self.vm
         c = self.host_cpu(vcpu)
         h = c.hart
+        # The vCPU's clock goes on from where it stopped if the World's has not caught up yet (as
+        # Machine.run_hart): a nested VMM may read its time between two of our runs, and its
+        # timer deadline must not move back under it.
+        vcpu.round_base = vcpu.local_time()
         vm.running_hart = vcpu
-        vcpu.round_base = vm.events.now
         vcpu.round_work = v0 = vcpu.work_cycles()
         h0 = h.work_cycles()
         try:
@@ -311,7 +323,10 @@ class DeprivilegedVmm:
             raise VmmError(f"hart {h.id}: guest ran past its slice without a timer interrupt")
         ran = h.work_cycles() - u0
         vm.vstats.cycles["guest_user" if vpriv == U_MODE else "guest_kernel"] += ran
-        vm.vstats.direct_instructions += self._retired_u(h, c)
+        direct = self._retired_u(h, c)
+        vm.vstats.direct_instructions += direct
+        if vpriv == U_MODE:
+            self.user_direct[vcpu.id] = self.user_direct.get(vcpu.id, 0) + direct
         c.vcpu = None
         if c.pending is None:
             return
@@ -486,6 +501,15 @@ class DeprivilegedVmm:
                 sm.drop(sh)
             else:
                 sm._clear(sh, va >> 12) if (va >> 12) in sh.maps else None
+
+
+def _forward_guest_work(h: Hart, cycles: int) -> None:
+    """Nested (Theorem 2): when ``h`` is a vCPU of a trap-and-emulate VM, the VMM running on it is
+    that VM's guest kernel, and its handler work is guest code the outer VMM runs directly on its
+    own host hart (it does not trap): charge it there as the outer guest's kernel time."""
+    vmm = getattr(getattr(h.machine, "technique", None), "vmm", None)
+    if isinstance(vmm, DeprivilegedVmm) and vmm.vm is h.machine:
+        vmm.charge(vmm.host_cpu(h).hart, "guest_kernel", cycles)
 
 
 def _vlp_eid() -> int:
