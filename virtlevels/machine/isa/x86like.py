@@ -37,7 +37,10 @@ unused operand fields are fixed to zero, so every other word stays illegal. All 
 
 Every instruction reads the *real* hart state. That is the point: a guest kernel run
 deprivileged in U-mode under trap-and-emulate gets the host's answers and no trap lets the VMM
-substitute the virtual ones.
+substitute the virtual ones. With the H extension, as for the CSR instructions (Priv 8.2), the
+supervisor state these read or write is the VS copy when V=1 (vsstatus, vsatp, vstvec,
+vsscratch): hardware assistance gives the guest its own copy of the state, as VT-x's guest-state
+area does for SGDT/SIDT/SMSW/PUSHF/POPF.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ NAME = "x86-like"
 CUSTOM_0, CUSTOM_1 = 0x0B, 0x2B
 U_MODE = 0
 SSTATUS = 0x100
+VSSTATUS = 0x200  # with V=1 (H extension) the supervisor registers are the VS ones (Priv 8.2)
 #: Bits of sstatus that pushf reports (x86 EFLAGS: IF and friends).
 FLAGS_MASK = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP
 #: Where pushf puts the current privilege (x86 EFLAGS.IOPL is bits 12-13).
@@ -84,7 +88,8 @@ def popf(f: Fields) -> Op:
         # here U-mode plays that part. Written through sstatus so its WARL rules apply.
         if h.priv != U_MODE:
             csr = h.csr
-            csr.write(SSTATUS, (csr.read(SSTATUS) & ~MSTATUS_SIE) | (x[rs1] & MSTATUS_SIE))
+            num = VSSTATUS if h.virt else SSTATUS
+            csr.write(num, (csr.read(num) & ~MSTATUS_SIE) | (x[rs1] & MSTATUS_SIE))
         return pc + 4
 
     return op
@@ -119,28 +124,36 @@ def _verify(write: bool) -> SemanticFn:
     return build
 
 
+def _status(h: Hart) -> int:
+    return h.csr.vsstatus if h.virt else h.csr.mstatus
+
+
+def _satp(h: Hart) -> int:
+    return h.csr.vsatp if h.virt else h.csr.satp
+
+
 def _pushf(h: Hart) -> int:
-    return (h.csr.mstatus & FLAGS_MASK) | h.priv << FLAGS_PRIV_SHIFT
+    return (_status(h) & FLAGS_MASK) | h.priv << FLAGS_PRIV_SHIFT
 
 
 def _smsw(h: Hart) -> int:
-    return h.csr.mstatus & 0xFFFF
+    return _status(h) & 0xFFFF
 
 
 def _sgdt(h: Hart) -> int:
-    return h.csr.satp
+    return _satp(h)
 
 
 def _sidt(h: Hart) -> int:
-    return h.csr.stvec
+    return h.csr.vstvec if h.virt else h.csr.stvec
 
 
 def _sldt(h: Hart) -> int:
-    return (h.csr.satp >> SATP_ASID_SHIFT) & SATP_ASID_MASK
+    return (_satp(h) >> SATP_ASID_SHIFT) & SATP_ASID_MASK
 
 
 def _str(h: Hart) -> int:
-    return h.csr.sscratch
+    return h.csr.vsscratch if h.virt else h.csr.sscratch
 
 
 def _rdcs(h: Hart) -> int:
