@@ -31,7 +31,8 @@ u32 = st.integers(0, 0xFFFF_FFFF)
 instruction = st.one_of(
     st.builds(lambda op, d, a, b: f"{op} {d}, {a}, {b}", st.sampled_from(R_OPS), reg, reg, reg),
     st.builds(lambda op, d, a, i: f"{op} {d}, {a}, {i}", st.sampled_from(I_OPS), reg, reg, imm12),
-    st.builds(lambda op, d, a, i: f"{op} {d}, {a}, {i}", st.sampled_from(SHIFTS), reg, reg, st.integers(0, 31)),
+    st.builds(lambda op, d, a, i: f"{op} {d}, {a}, {i}", st.sampled_from(SHIFTS), reg, reg,
+              st.integers(0, 31)),
     st.builds(lambda d, i: f"lui {d}, {i}", reg, st.integers(0, 0xFFFFF)),
     st.builds(lambda s, o: f"sw {s}, {o}(s11)", reg, st.integers(0, 15).map(lambda i: 4 * len(REGS) + 4 * i)),
     st.builds(lambda s, o: f"sb {s}, {o}(s11)", reg, st.integers(4 * len(REGS), 4 * len(REGS) + 63)),
@@ -50,7 +51,8 @@ def guest_source(inits: list[int], body: list[str]) -> str:
     lines += [f"    li {r}, {v}" for r, v in zip(REGS, inits, strict=False)]
     lines += [f"    {i}" for i in body]
     lines += [f"    sw {r}, {4 * i}(s11)" for i, r in enumerate(REGS)]
-    lines += ["    li a7, 0x53525354", "    li a6, 0", "    li a0, 0", "    li a1, 0", "    ecall", "1:  j 1b"]
+    lines += ["    li a7, 0x53525354", "    li a6, 0", "    li a0, 0", "    li a1, 0", "    ecall"]
+    lines.append("1:  j 1b")
     return "\n".join(lines) + "\n"
 
 
@@ -58,7 +60,8 @@ def build_guest(inits: list[int], body: list[str]) -> Image:
     """Firmware + the S-mode program (entered by the firmware at KERNEL_BASE, or by a VMM)."""
     fw = build_firmware()
     kernel = assemble(guest_source(inits, body), base=KERNEL_BASE)
-    return Image(fw.segments + kernel.segments, fw.entry, {**fw.symbols, **kernel.symbols}, source="hv-guestgen")
+    symbols = {**fw.symbols, **kernel.symbols}
+    return Image(fw.segments + kernel.segments, fw.entry, symbols, source="hv-guestgen")
 
 
 guests = st.builds(build_guest, st.lists(u32, min_size=len(REGS), max_size=len(REGS)),
