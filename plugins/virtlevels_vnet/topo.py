@@ -4,7 +4,9 @@ built-in topologies single, linear, tree and fat-tree.
 
 A host is its own network namespace (a :class:`NetStack`): either a bare stack driven from
 Python (``kind="process"``, the default, the fastest) or a network namespace of a simulated
-kernel (``kind="container"``: processes run in it and use the socket system calls). Switches
+kernel (``kind="container"``: processes run in it and use the socket system calls), or a
+virtual machine (``kind="vm"``, :mod:`virtlevels_vnet.vmhost`): a guest kernel drives a
+``vlnet`` NIC whose back end is a TAP bridged to the host's links. Switches
 are bridges; routers are stacks with IP forwarding. Each link is a veth pair whose Link carries
 latency, bandwidth, loss and queue. Addresses are assigned 10.0.0.1, 10.0.0.2, ... (/8) unless
 given; hosts behind routers get their subnet's router as default gateway.
@@ -48,6 +50,10 @@ class Node:
     ports: int = 0
     node_id: str = ""
     netns: Any = None  # the kernel NetNamespace of a container host
+    technique: str | None = None  # a VM host's virtualization technique
+    mac: bytes | None = None  # a VM host's NIC address
+    guest: Any = None  # a VM host's guest: an Image, or a callable (mac, ip) -> Image
+    vm: Any = None  # the VmHost of a VM host (after start)
 
     def intf(self) -> str:
         self.ports += 1
@@ -142,6 +148,7 @@ class Network:
     started: bool = False
     ctx: NetContext = attrs.field(init=False)
     node_id: str = ""
+    hypervisor: Any = None  # the Hypervisor VM hosts run under (made on first use)
     _next_host: int = 1
     _nprocs: int = 0
 
@@ -159,12 +166,47 @@ class Network:
             raise TopologyError(f"cannot add {role} {name!r}: the network is started")
 
     def add_host(
-        self, name: str, ip: str | None = None, *, gateway: str | None = None, kind: str = "process"
+        self,
+        name: str,
+        ip: str | None = None,
+        *,
+        gateway: str | None = None,
+        kind: str = "process",
+        technique: str = "trap",
+        mac: bytes | str | None = None,
+        guest: Any = None,
     ) -> Node:
+        """A host: ``kind`` "process", "container" or "vm". A VM host runs under ``technique``
+        (emulate, trap, bt, pv, hw), its NIC has ``mac`` (default 52:54:00:00:00:NN) and it boots
+        ``guest`` (an Image, or a callable ``(mac, ip) -> Image``; default: the NIC guest of
+        :mod:`virtlevels_vnet.vmguest`, which answers ARP and ping)."""
         self._new(name, "host")
-        if kind not in ("process", "container"):
-            raise TopologyError(f"host {name!r}: kind {kind!r} is not 'process' or 'container' "
-                                "(VM hosts need the hypervisor plugin)")  # fmt: skip
+        if kind not in ("process", "container", "vm"):
+            raise TopologyError(f"host {name!r}: kind {kind!r} is not 'process', 'container' or 'vm'")
+        mac_bytes: bytes | None = None
+        if kind == "vm":
+            from virtlevels_vnet.frames.eth import parse_mac
+            from virtlevels_vnet.vmhost import check_technique, guest_mac
+
+            try:
+                check_technique(name, technique)
+            except ConfigError as e:
+                raise TopologyError(str(e)) from None
+            if isinstance(mac, str):
+                try:
+                    mac_bytes = parse_mac(mac)
+                except FrameError as e:
+                    raise TopologyError(f"host {name!r} mac: {e}") from None
+            elif mac is not None:
+                if len(mac) != 6:
+                    raise TopologyError(f"host {name!r} mac: {len(mac)} bytes, not 6")
+                mac_bytes = bytes(mac)
+            else:
+                mac_bytes = guest_mac(sum(1 for n in self.nodes.values() if n.kind == "vm"))
+            if guest is not None and not callable(guest) and not hasattr(guest, "segments"):
+                raise TopologyError(f"host {name!r} guest: {guest!r} is not an Image or a callable")
+        elif guest is not None or mac is not None:
+            raise TopologyError(f"host {name!r}: mac and guest are for VM hosts (kind='vm')")
         if ip is None:
             ip = f"{ntoa(aton('10.0.0.0') + self._next_host)}/8"
             self._next_host += 1
@@ -177,6 +219,8 @@ class Network:
         if "/" not in ip:
             ip += "/8"
         n = Node(name, "host", kind, ip, gateway)
+        if kind == "vm":
+            n.technique, n.mac, n.guest = technique, mac_bytes, guest
         self.nodes[name] = n
         return n
 
@@ -276,6 +320,9 @@ class Network:
         g = self.world.graph
         self.ctx.graph_add(self.node_id, "network", name="network")
         for n in self.nodes.values():
+            if n.kind == "vm":
+                self._start_vm(n)
+                continue
             n.node_id = self.ctx.new_id(n.role)
             kind = {"host": "process", "switch": "bridge", "router": "router"}[n.role]
             self.ctx.graph_add(n.node_id, kind, name=n.name, role=n.role)
@@ -294,10 +341,43 @@ class Network:
         for ln in self.links:
             self._build_link(ln)
         for n in self.nodes.values():
-            if n.role == "host" and n.gateway:
+            if n.role == "host" and n.gateway and n.kind != "vm":  # a guest routes for itself
                 assert n.stack is not None
                 n.stack.route_add("default", via=n.gateway)
         self.started = True
+        for n in self.nodes.values():  # power on: the guests boot once the wiring is done
+            if n.vm is not None:
+                n.vm.start()
+
+    def _start_vm(self, n: Node) -> None:
+        """Make VM host ``n``: a VM under the network's hypervisor, its NIC, TAP and bridge."""
+        from virtlevels_hypervisor.hypervisor import Hypervisor
+
+        from virtlevels_vnet.vmguest import nic_guest
+        from virtlevels_vnet.vmhost import VmHost, host_machine
+
+        g = self.world.graph
+        if self.hypervisor is None:
+            nvms = sum(1 for m in self.nodes.values() if m.kind == "vm")
+            self.hypervisor = Hypervisor(host_machine(self.world, nvms), world=self.world)
+        assert n.mac is not None and n.technique is not None and n.ip is not None
+        vmh = VmHost.create(self.ctx, self.hypervisor, n.name, n.technique, n.mac)
+        n.vm, n.stack = vmh, vmh.stack
+        guest = n.guest
+        if guest is None:
+            image = nic_guest(n.mac, n.ip)
+        elif callable(guest):
+            image = guest(n.mac, n.ip)
+        else:
+            image = guest
+        vmh.load(image)
+        vm_node = getattr(vmh.vm, "node_id", None)
+        if vm_node is None or vm_node not in g.g:  # (VmHost links its stack to a VM's own node)
+            vm_node = self.ctx.new_id("host")
+            self.ctx.graph_add(vm_node, "vm", name=n.name, role="host")
+            g.link(vmh.stack.node_id, vm_node, "part_of")
+        n.node_id = vm_node
+        g.link(n.node_id, self.node_id, "part_of")
 
     def _build_link(self, ln: LinkSpec) -> None:
         na, nb = self.nodes[ln.a], self.nodes[ln.b]
@@ -306,6 +386,9 @@ class Network:
         ln.link = link
         for node, dev, ip in ((na, da, ln.a_ip), (nb, db, ln.b_ip)):
             assert node.stack is not None
+            if node.vm is not None:  # the guest's address is its own; the host bridges the link
+                node.vm.add_uplink(dev)
+                continue
             node.stack.add_device(dev)
             dev.up = True
             if node.role == "switch":
@@ -351,6 +434,10 @@ class Network:
     def ping(self, src: str, dst: str | int, *, timeout_ns: int = 2_000_000_000, ttl: int = 64) -> PingResult:
         """One ICMP echo from host ``src`` to ``dst`` (a host name or an address)."""
         self._need_started()
+        if self.host(src).vm is not None:
+            raise TopologyError(
+                f"{src!r} is a VM host: its pings come from its guest (see vmguest.nic_guest)"
+            )
         st = self.host(src).stack
         assert st is not None
         to = dst if isinstance(dst, int) else self.addr(dst)
@@ -373,10 +460,12 @@ class Network:
         return res
 
     def ping_all(self, timeout_ns: int = 2_000_000_000) -> tuple[float, list[PingResult]]:
-        """Every host pings every other once (Mininet pingAll); returns (loss %, results)."""
+        """Every host pings every other once (Mininet pingAll); returns (loss %, results). VM hosts
+        are pinged (their guest answers) but do not ping: their guest decides what they send."""
         self._need_started()
         hs = self.hosts()
-        results = [self.ping(a.name, b.name, timeout_ns=timeout_ns) for a in hs for b in hs if a is not b]
+        results = [self.ping(a.name, b.name, timeout_ns=timeout_ns) for a in hs for b in hs
+                   if a is not b and a.vm is None]  # fmt: skip
         lost = sum(1 for r in results if not r.ok)
         return (100.0 * lost / len(results) if results else 0.0), results
 

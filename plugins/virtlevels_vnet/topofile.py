@@ -34,7 +34,7 @@ from virtlevels_vnet.ipcmd import IpError, configure
 from virtlevels_vnet.topo import Network, TopologyError
 
 _SECTIONS = {
-    "host": {"name", "ip", "gateway", "kind", "routes", "rules", "commands"},
+    "host": {"name", "ip", "gateway", "kind", "technique", "mac", "routes", "rules", "commands"},
     "switch": {"name", "vlan_filtering"},
     "router": {"name", "routes", "rules", "commands"},
     "link": {"a", "b", "latency", "bandwidth", "loss", "queue", "a_ip", "b_ip", "vlan", "trunk"},
@@ -142,7 +142,7 @@ def _declare(ld: _Loader, net: Network, e: dict[str, list[dict[str, Any]]]) -> N
             name = item.get("name")
             if not isinstance(name, str):
                 raise ld.err(sec, i, "name", "missing or not a string")
-            for k in ("ip", "gateway", "kind"):
+            for k in ("ip", "gateway", "kind", "technique", "mac"):
                 if k in item and not isinstance(item[k], str):
                     raise ld.err(sec, i, k, "must be a string", name)
             for k in ("routes", "rules", "commands"):
@@ -150,8 +150,9 @@ def _declare(ld: _Loader, net: Network, e: dict[str, list[dict[str, Any]]]) -> N
                     raise ld.err(sec, i, k, "must be a list of strings", name)
             try:
                 if sec == "host":
+                    vm = {k: item[k] for k in ("technique", "mac") if k in item}  # VM hosts only
                     net.add_host(name, item.get("ip"), gateway=item.get("gateway"),
-                                 kind=item.get("kind", "process"))  # fmt: skip
+                                 kind=item.get("kind", "process"), **vm)  # fmt: skip
                 elif sec == "switch":
                     if not isinstance(item.get("vlan_filtering", False), bool):
                         raise TopologyError("vlan_filtering must be true or false")
@@ -159,7 +160,9 @@ def _declare(ld: _Loader, net: Network, e: dict[str, list[dict[str, Any]]]) -> N
                 else:
                     net.add_router(name)
             except TopologyError as exc:
-                key = "kind" if "kind" in str(exc) else "ip" if " ip:" in str(exc) else None
+                text = str(exc)
+                probes = (("kind", "kind"), ("ip", " ip:"), ("mac", " mac:"), ("technique", " technique:"))
+                key = next((k for k, probe in probes if probe in text), None)
                 msg = str(exc).replace(f"host {name!r} ", "").removeprefix(f"{key}: ")
                 raise ld.err(sec, i, key, msg, name) from None
     for i, ln in enumerate(e["link"]):
