@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_kernel, program
+from hw_util import make_kernel, program
 
 from virtlevels.kernel import scripted as sc
 from virtlevels.kernel.ns import CLONE_NEWPID

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import make_kernel, program
+from hw_util import make_kernel, program
 
 from virtlevels.kernel import scripted as sc
 from virtlevels.machine.csr import CsrFile

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, Box
+from vfs_util import ROOT, Box
 
 from virtlevels.kernel.errno import EAGAIN, EBADF, EINVAL, EMFILE, ENXIO, EPIPE, ESPIPE, KernelError
 from virtlevels.kernel.vfs import FdTable

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from conftest import OTHER, ROOT, USER, Box
+from vfs_util import OTHER, ROOT, USER, Box
 
 from virtlevels.kernel.errno import (
     EACCES,
@@ -385,7 +385,7 @@ def test_tmpfs_size_limit_is_enospc(box: Box) -> None:
 
 
 def test_tmpfs_pages_are_reported_to_the_charge_seam() -> None:
-    from conftest import Clock
+    from vfs_util import Clock
 
     from virtlevels.kernel.vfs import Vfs
 

@@ -3,7 +3,7 @@ chroot, /proc/mounts text and the resource graph."""
 
 from __future__ import annotations
 
-from conftest import ROOT, USER, Box
+from vfs_util import ROOT, USER, Box
 
 from virtlevels.kernel.errno import EBUSY, EINVAL, ELOOP, ENODEV, ENOENT, ENOTDIR, EPERM
 from virtlevels.kernel.vfs import render_mountinfo, render_mounts

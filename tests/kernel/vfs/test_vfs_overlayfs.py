@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, Box
+from vfs_util import ROOT, Box
 
 from virtlevels.kernel.errno import EINVAL, ENOENT, ENOTEMPTY, EROFS, EXDEV
 from virtlevels.kernel.vfs.constants import (

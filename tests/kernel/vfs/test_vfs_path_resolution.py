@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ROOT, USER, Box
+from vfs_util import ROOT, USER, Box
 
 from virtlevels.kernel.errno import EACCES, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR
 from virtlevels.kernel.vfs.constants import (

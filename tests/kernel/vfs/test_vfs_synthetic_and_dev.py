@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, USER, Box
+from vfs_util import ROOT, USER, Box
 
 from virtlevels.kernel.errno import EACCES, ENOENT, ENOSPC, ENXIO, EPERM, KernelError
 from virtlevels.kernel.vfs import SynDir, SynFile, SynSymlink
@@ -72,7 +72,7 @@ def test_a_mount_on_a_synthetic_file_stays_put(box: Box) -> None:
 
 def test_dev_null_zero_full_and_console(box: Box) -> None:
     out: list[bytes] = []
-    from conftest import Clock
+    from vfs_util import Clock
 
     from virtlevels.kernel.vfs import Vfs
 
