@@ -51,6 +51,7 @@ class Clint:
     _generation: list[int] = attrs.field(init=False)
     _sgeneration: list[int] = attrs.field(init=False)
     _armed: dict[tuple[str, int], object] = attrs.field(factory=dict, init=False)
+    _stce: list[bool] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.msip = [0] * self.harts
@@ -58,6 +59,7 @@ class Clint:
         self.stimecmp = [M64] * self.harts
         self._generation = [0] * self.harts
         self._sgeneration = [0] * self.harts
+        self._stce = [False] * self.harts  # whether the Sstc comparator drives the hart's STIP
 
     def attach(self, host: InterruptHost) -> None:
         self._host = host
@@ -104,6 +106,9 @@ class Clint:
     def set_stimecmp(self, hart: int, value: int | None) -> None:
         """A hart's stimecmp changed (``None``: its STCE is clear, STIP is software's again)."""
         self.stimecmp[hart] = M64 if value is None else value & M64
+        was, self._stce[hart] = self._stce[hart], value is not None
+        if value is None and not was:
+            return  # STIP is software's (mip.STIP, Sstc 1.0): the comparator never drove it
         self._update_stimer(hart, value is not None)
 
     def _update_stimer(self, hart: int, enabled: bool = True) -> None:
@@ -134,6 +139,8 @@ class Clint:
         now = self.mtime
         nxt: int | None = None
         for cmp, bit in ((self.mtimecmp[hart], MTIP_BIT), (self.stimecmp[hart], STIP_BIT)):
+            if bit == STIP_BIT and not self._stce[hart]:
+                continue  # STCE clear: STIP belongs to software, not to the comparator
             if cmp == M64:
                 host.set_hart_interrupt(hart, bit, False)
                 continue

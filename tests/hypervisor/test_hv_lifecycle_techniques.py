@@ -1,0 +1,47 @@
+"""Snapshots and live migration under every technique (the lifecycle tests use full emulation)."""
+
+from __future__ import annotations
+
+import pytest
+from virtlevels_hypervisor.domain import Domain, spec_from
+from virtlevels_hypervisor.equivalence import group_lines, host_machine
+from virtlevels_hypervisor.hypervisor import Hypervisor
+from virtlevels_hypervisor.migration import migrate
+
+from virtlevels.world import World
+
+TECHNIQUES = ["emulate", "trap", "bt", "pv", "hw"]
+
+
+def spec(technique: str):  # type: ignore[no-untyped-def]
+    return spec_from({"name": "d", "memory": "16MiB", "technique": technique,
+                      "kernel": {"programs": ["hello", "counter", "counter"]}})  # fmt: skip
+
+
+def reference(technique: str) -> dict[str, list[str]]:
+    d = Domain.from_spec(World(entry_points=False), spec(technique))
+    d.start()
+    assert d.run(None).status == "pass"
+    return group_lines(d.console_output())
+
+
+@pytest.mark.parametrize("technique", TECHNIQUES)
+def test_snapshot_restore_and_migration_keep_the_guest_equivalent(technique: str) -> None:
+    want = reference(technique)
+    d = Domain.from_spec(World(entry_points=False), spec(technique))
+    d.start()
+    d.run(60_000)
+    snap = d.snapshot()
+    assert Domain.from_snapshot(World(entry_points=False), snap).snapshot() == snap  # byte-exact
+    d.run(50_000)
+    d.restore(snap)  # back in time, in place
+    assert d.run(None).status == "pass" and group_lines(d.console_output()) == want
+    elsewhere = Domain.from_snapshot(World(entry_points=False), snap)
+    assert elsewhere.run(None).status == "pass" and group_lines(elsewhere.console_output()) == want
+    world = World(entry_points=False)
+    moving = Domain.from_spec(world, spec(technique))
+    moving.start()
+    moving.run(60_000)
+    report = migrate(moving, Hypervisor(host_machine(world, technique)))
+    assert report.status == "completed" and report.total_pages > 0
+    assert moving.run(None).status == "pass" and group_lines(moving.console_output()) == want
