@@ -16,7 +16,14 @@ TECHNIQUE_CHOICES = ("emulate", "trap", "bt", "pv", "hw")
 
 def load_guest(spec: str, technique: str | None = None, timer_interval: int | None = None) -> Image:
     """A guest image from ``spec``: ``teachos[:prog,prog...]`` (the paravirtual build under ``pv``),
-    an ELF file or a .S file (firmware + S-mode kernel, as teachos is built)."""
+    ``teachos-popf[:prog,...]`` (teachos whose idle loop enables interrupts with the x86-like
+    ``popf``: run it with ``--isa x86-like``), an ELF file or a .S file (firmware + S-mode kernel,
+    as teachos is built)."""
+    if spec == "teachos-popf" or spec.startswith("teachos-popf:"):
+        from virtlevels_hypervisor.techniques.trap import build_teachos_popf
+
+        names = [p for p in spec.partition(":")[2].split(",") if p] or None
+        return build_teachos_popf(names)  # type: ignore[no-any-return]
     if spec == "teachos" or spec.startswith("teachos:"):
         from virtlevels.guests import build_teachos
 
