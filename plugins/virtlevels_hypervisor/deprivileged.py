@@ -41,6 +41,7 @@ from virtlevels.machine.csr import MENVCFGH_STCE, MSTATUS_MPP, STIP
 from virtlevels.machine.hart import M_MODE, S_MODE, U_MODE, Hart, PrivilegedInstructionError
 from virtlevels.machine.memmap import NATIVE_BASE
 from virtlevels.machine.trap import FETCH, LOAD, STORE, Trap, YieldToHost
+from virtlevels_hypervisor.hostswitch import restore_host_state, save_host_state
 from virtlevels_hypervisor.mmio import emulate_mmio
 from virtlevels_hypervisor.sbi import handle_sbi
 from virtlevels_hypervisor.shadow import ShadowMmu, ShadowTable
@@ -75,6 +76,7 @@ VMM_TRAP_ENTRY = NATIVE_BASE + 0x4100  # stvec
 _OPS = (
     "boot", "trap_scause", "trap_stval", "trap_sepc", "trap_sstatus", "satp", "sfence", "time_hi",
     "time_lo", "timer_max", "timer_hi", "timer_lo", "sepc", "sstatus_spp", "sstatus_spie", "sret",
+    "host_state",
 )  # fmt: skip
 VPC = {name: VMM_TRAP_ENTRY + 0x100 + 4 * i for i, name in enumerate(_OPS)}
 
@@ -107,7 +109,9 @@ class HostContext:
     host: Any
     cpus: dict[int, HostCpu] = attrs.field(factory=dict)
 
-    def cpu(self, hart: Hart) -> HostCpu:
+    def cpu(self, hart: Hart, setup: bool = False) -> HostCpu:
+        """The booted host hart; ``setup``: redo the VMM's S-mode set-up on it (hosted mode: the
+        host kernel had the hart since the VMM's last run and got its own state back)."""
         c = self.cpus.get(hart.id)
         if c is None:
             if not self.cpus:
@@ -115,6 +119,8 @@ class HostContext:
                 self.host.add_native_entry(VMM_FIRMWARE_TRAP, self._firmware_trap)
             _boot(hart)
             c = self.cpus[hart.id] = HostCpu(hart, seen=_retired_direct(self.host, hart))
+        elif setup:
+            _setup(hart)
         return c
 
     def _firmware_trap(self, h: Hart) -> None:
@@ -176,6 +182,11 @@ def _boot(h: Hart) -> None:
         h.exec_mret(pc=pc + 12)
     if h.priv != S_MODE:
         raise VmmError(f"hart {h.id}: the VMM needs S-mode, the hart is in privilege {h.priv}")
+    _setup(h)
+
+
+def _setup(h: Hart) -> None:
+    """The VMM's S-mode state on ``h``: its trap vector, the slice timer, trapping counters."""
     pc = VPC["boot"]
     h.csr_write(STVEC, VMM_TRAP_ENTRY, pc=pc)
     h.csr_write(SCOUNTEREN, 0, pc=pc)  # guest counter reads trap: they must see virtual time
@@ -214,9 +225,16 @@ class DeprivilegedVmm:
     def host(self) -> Any:
         return self.vm.host
 
-    def host_cpu(self, vcpu: Hart) -> HostCpu:
+    def host_hart(self, vcpu: Hart) -> Hart:
+        """The host hart ``vcpu`` runs on (hosted: the one the VMM process's CPU uses)."""
+        pick = getattr(self.vm.hv, "host_hart_for", None)
+        if pick is not None:
+            return pick(self.vm, vcpu)  # type: ignore[no-any-return]
         harts = self.host.harts
-        return self._ctx.cpu(harts[vcpu.id % len(harts)])
+        return harts[vcpu.id % len(harts)]  # type: ignore[no-any-return]
+
+    def host_cpu(self, vcpu: Hart) -> HostCpu:
+        return self._ctx.cpu(self.host_hart(vcpu))
 
     def release(self) -> None:
         self.shadow.drop_all()
@@ -245,15 +263,22 @@ class DeprivilegedVmm:
         Returns early when the VM asks to stop, the vCPU waits for an interrupt, or a trap was
         reflected into guest software written in Python (its native entry yielded)."""
         vm = self.vm
-        c = self.host_cpu(vcpu)
-        h = c.hart
+        h = self.host_hart(vcpu)
+        # Hosted mode: the hart is the host kernel's; its state is saved first and put back after
+        # the run, so the kernel's own processes keep trapping into it (hostswitch.py).
+        w0 = h.work_cycles()
+        saved = save_host_state(h, VPC["host_state"]) if vm.mode == "hosted" else None
+        c = self._ctx.cpu(h, setup=saved is not None)
+        if saved is not None:
+            c.satp = None  # the host kernel's satp is loaded, not a shadow
+        switch = h.work_cycles() - w0
         # The vCPU's clock goes on from where it stopped if the World's has not caught up yet (as
         # Machine.run_hart): a nested VMM may read its time between two of our runs, and its
         # timer deadline must not move back under it.
         vcpu.round_base = vcpu.local_time()
         vm.running_hart = vcpu
         vcpu.round_work = v0 = vcpu.work_cycles()
-        h0 = h.work_cycles()
+        h0 = w0  # the save above is the VMM's work on the vCPU's behalf too
         try:
             while True:
                 self._sync_clock(vcpu, v0, h, h0)
@@ -269,6 +294,12 @@ class DeprivilegedVmm:
         except YieldToHost:
             pass  # reflected into a Python guest's native entry, which gave the vCPU back
         finally:
+            if saved is not None:
+                w1 = h.work_cycles()
+                restore_host_state(h, saved, VPC["host_state"])
+                c.satp, c.owner = None, None
+                switch += h.work_cycles() - w1
+                vm.vstats.cycles["world_switch"] += switch
             self._sync_clock(vcpu, v0, h, h0)
             vm.running_hart = None
         return vcpu.work_cycles() - v0

@@ -15,6 +15,11 @@ What changes from native mode (issue 5 item 3), and how it is modelled:
   ``[hypervisor] hosted_exit``: the two extra world switches between the in-kernel part and the
   VMM process, and the system call that carries the exit.
 - **The virtual disk is a file in the host VFS**, read by the VMM at start and written back at exit.
+- **The host hart is borrowed.** trap, bt, pv and hw run the vCPU on the hart of the CPU the VMM
+  process is on (:meth:`HostedHypervisor.host_hart_for`) and save/restore the host kernel's hart
+  state around each run (:mod:`.hostswitch`), so the kernel's own processes keep running there.
+  Under hw (KVM-like) the G-stage lives in kernel frames and is filled on guest-page faults, so a
+  guest page is touched - and charged - only when the guest first uses it.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ class HostedHypervisor(Hypervisor):
 
     kernel: Any = attrs.field(default=None, kw_only=True)
     _pending: _ProcessRam | None = attrs.field(default=None, init=False)
+    _tasks: dict[int, Any] = attrs.field(factory=dict, init=False)  # id(vm) -> its VMM process
 
     def __attrs_post_init__(self) -> None:
         if self.kernel is None or getattr(self.kernel, "isa", None) is None:
@@ -100,6 +106,48 @@ class HostedHypervisor(Hypervisor):
         ppn = paddr >> PAGE_SHIFT
         self._vmm_frames.remove(ppn)
         self.kernel.isa.frames.free(ppn)
+
+    def alloc_frames(self, npages: int, align: int = 1) -> int:
+        """``npages`` contiguous zeroed kernel frames whose first ppn is a multiple of ``align`` (the
+        Sv32x4 G-stage root: 16 KiB, 16 KiB aligned, Priv 8.5.1), as Linux's ``alloc_pages(order)``.
+
+        The kernel's frame allocator hands out single frames: take frames until an aligned run is
+        complete, then give back the ones not in it (deterministic: the allocator's order is)."""
+        frames = self.kernel.isa.frames
+        align = max(1, align)
+        taken: list[int] = []
+        have: set[int] = set()
+        budget = len(getattr(frames, "_free", ())) + 2 * npages * align + 64
+        try:
+            while len(taken) <= budget:
+                ppn = frames.alloc()
+                taken.append(ppn)
+                have.add(ppn)
+                for k in range((npages - 1) // align + 1):  # aligned runs that would contain ppn
+                    start = ppn - ppn % align - k * align
+                    if start >= 0 and all(p in have for p in range(start, start + npages)):
+                        for p in taken:
+                            if not start <= p < start + npages:
+                                frames.free(p)
+                        taken = []
+                        self._vmm_frames.extend(range(start, start + npages))
+                        return start << PAGE_SHIFT
+            raise ConfigError(f"no {npages} contiguous host frames aligned to {align} pages")
+        finally:
+            for p in taken:
+                frames.free(p)
+
+    def free_frames(self, paddr: int, npages: int) -> None:
+        for i in range(npages):
+            self.free_frame(paddr + (i << PAGE_SHIFT))
+
+    def host_hart_for(self, vm: VirtualMachine, vcpu: Any) -> Any:
+        """The host hart a vCPU of ``vm`` runs on: the one whose CPU the VMM process is on now (its
+        in-kernel part runs the vCPU on the CPU that made the ioctl, as KVM_RUN does)."""
+        harts = self.kernel.isa.harts
+        task = self._tasks.get(id(vm))
+        cpu = task.cpu if task is not None else vcpu.id
+        return harts[cpu % len(harts)]
 
     def launch(
         self,
@@ -137,7 +185,12 @@ class HostedHypervisor(Hypervisor):
             self.destroy_vm(vm)
             raise
         ram.task = hosted.task
+        self._tasks[id(vm)] = hosted.task
         return hosted
+
+    def destroy_vm(self, vm: VirtualMachine) -> None:
+        self._tasks.pop(id(vm), None)
+        super().destroy_vm(vm)
 
 
 @attrs.define(eq=False)

@@ -12,8 +12,16 @@ guest-page fault (causes 20, 21, 23) that exits to the VMM: that is how MMIO is 
 the VMM keeps host memory out of the guest's reach.
 
 Each 4 MiB of guest RAM whose host frames are contiguous and 4 MiB aligned is one megapage
-(a level-1 leaf); anything else (a hosted VMM's scattered frames) is mapped page by page through
-a level-0 table. Every frame comes from the hypervisor's :class:`FramePool`.
+(a level-1 leaf); anything else (scattered frames) is mapped page by page through a level-0
+table. In native mode every frame comes from the hypervisor's :class:`FramePool` and the whole
+RAM is mapped up front.
+
+In hosted mode (``lazy=True``; KVM's way) the table starts empty: guest RAM is the VMM process's
+anonymous memory, which has no host frames until it is touched. The first guest access to a page
+is a guest-page fault whose address is inside the RAM; the VMM then faults the page in on the host
+side (charged to the VMM process's memory cgroup) and maps it with :func:`map_guest_page` - as
+KVM's EPT-violation / G-stage fault handler does with ``get_user_pages``. The root and level-0
+tables are frames of the host kernel (``hv.alloc_frame`` / ``hv.alloc_frames``).
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ class GStage:
     tables: list[int] = attrs.field(factory=list)  # host-physical addresses of level-0 tables
     megapages: int = 0
     pages: int = 0
+    lazy: bool = False  # pages are mapped on their first guest-page fault (hosted mode)
 
     @property
     def hgatp(self) -> int:
@@ -56,15 +65,34 @@ class GStage:
         return HGATP_SV32X4 | self.vmid << VMID_SHIFT | self.root >> PAGE_SHIFT
 
 
-def build_gstage(vm: VirtualMachine, hv: Any, vmid: int) -> GStage:
+def _alloc(hv: Any, npages: int, align: int) -> int:
+    """``npages`` contiguous zeroed host frames aligned to ``align`` pages: their host-physical address."""
+    pool = getattr(hv, "pool", None)
+    if pool is None:
+        return int(hv.alloc_frames(npages, align))
+    ppn = pool.alloc(npages, align_pages=align)
+    return int(ppn) << PAGE_SHIFT
+
+
+def _free(hv: Any, paddr: int, npages: int) -> None:
+    pool = getattr(hv, "pool", None)
+    if pool is None:
+        hv.free_frames(paddr, npages)
+    else:
+        pool.release(paddr >> PAGE_SHIFT, npages)
+
+
+def build_gstage(vm: VirtualMachine, hv: Any, vmid: int, *, lazy: bool = False) -> GStage:
     """Map ``vm``'s RAM (guest-physical ``vm.ram_base`` .. + ``vm.ram_size``) in a new G-stage
-    table built in frames from ``hv.pool``; free it with :func:`free_gstage`."""
+    table built in frames of ``hv`` (its pool in native mode); free it with :func:`free_gstage`.
+    ``lazy``: map nothing yet (pages are mapped on their first guest-page fault)."""
     host = vm.host
-    pool = hv.pool
-    root_ppn = pool.alloc(ROOT_PAGES, align_pages=ROOT_PAGES)
-    gs = GStage(root_ppn << PAGE_SHIFT, vmid)
+    root = _alloc(hv, ROOT_PAGES, ROOT_PAGES)
+    gs = GStage(root, vmid, lazy=lazy)
     try:
         host.phys_write(gs.root, bytes(ROOT_PAGES * PAGE_SIZE))
+        if lazy:
+            return gs
         mem = vm.guest_memory
         base_gppn = vm.ram_base >> PAGE_SHIFT
         npages = vm.ram_size >> PAGE_SHIFT
@@ -78,15 +106,14 @@ def build_gstage(vm: VirtualMachine, hv: Any, vmid: int) -> GStage:
                 host.phys_write(slot, _pte(hppns[0], LEAF))
                 gs.megapages += 1
                 continue
-            table_ppn = pool.alloc(1)
-            table = table_ppn << PAGE_SHIFT
+            table = _alloc(hv, 1, 1)
             gs.tables.append(table)
             entries = bytearray(PAGE_SIZE)
             for i, hppn in enumerate(hppns):
                 idx = (gppn + i) & 0x3FF
                 entries[4 * idx : 4 * idx + 4] = _pte(hppn, LEAF)
             host.phys_write(table, bytes(entries))
-            host.phys_write(slot, _pte(table_ppn, PTE_V))  # a pointer: V only (Priv 4.3.1)
+            host.phys_write(slot, _pte(table >> PAGE_SHIFT, PTE_V))  # a pointer: V only (Priv 4.3.1)
             gs.pages += count
     except BaseException:
         free_gstage(gs, hv, vm)
@@ -94,12 +121,41 @@ def build_gstage(vm: VirtualMachine, hv: Any, vmid: int) -> GStage:
     return gs
 
 
+def map_guest_page(gs: GStage, vm: VirtualMachine, hv: Any, gpa: int) -> bool:
+    """Map the guest RAM page holding ``gpa`` (a lazy G-stage's fault path): its host frame comes
+    from ``vm.guest_memory`` (in hosted mode the VMM process's page fault, charged to its cgroup),
+    and a level-0 table is added under the root slot when there is none. False when ``gpa`` is not
+    guest RAM or the page is already mapped (the fault has another cause)."""
+    if not vm.ram_base <= gpa < vm.ram_base + vm.ram_size:
+        return False
+    host = vm.host
+    gppn = gpa >> PAGE_SHIFT
+    slot = gs.root + 4 * (gppn >> 10)
+    ptr = int.from_bytes(host.phys_read(slot, 4), "little")
+    if ptr & PTE_V and ptr & (PTE_R | PTE_W | PTE_X):
+        return False  # a megapage leaf: mapped already
+    if not ptr & PTE_V:
+        table = _alloc(hv, 1, 1)
+        gs.tables.append(table)
+        host.phys_write(table, bytes(PAGE_SIZE))
+        host.phys_write(slot, _pte(table >> PAGE_SHIFT, PTE_V))
+    else:
+        table = (ptr >> 10) << PAGE_SHIFT
+    entry = table + 4 * (gppn & 0x3FF)
+    if int.from_bytes(host.phys_read(entry, 4), "little") & PTE_V:
+        return False
+    hppn = vm.guest_memory.hppn(gppn)
+    host.phys_write(entry, _pte(hppn, LEAF))
+    gs.pages += 1
+    return True
+
+
 def free_gstage(gs: GStage, hv: Any, vm: VirtualMachine) -> None:
     """Scrub and return the G-stage's frames to the pool."""
     host = vm.host
     for table in gs.tables:
         host.phys_write(table, bytes(PAGE_SIZE))
-        hv.pool.release(table >> PAGE_SHIFT, 1)
+        _free(hv, table, 1)
     gs.tables.clear()
     host.phys_write(gs.root, bytes(ROOT_PAGES * PAGE_SIZE))
-    hv.pool.release(gs.root >> PAGE_SHIFT, ROOT_PAGES)
+    _free(hv, gs.root, ROOT_PAGES)

@@ -90,6 +90,9 @@ MENVCFGH_STCE = 1 << 31
 
 # Exceptions the firmware delegates to the kernel (Priv 3.1.8): the user-caused ones.
 DELEGATED_EXCEPTIONS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 15)
+# With the H extension also ecall from VS, the guest-page faults and the virtual-instruction
+# exception (Priv 8.4), as OpenSBI does: a hypervisor in the kernel (KVM) handles them in HS-mode.
+H_DELEGATED_EXCEPTIONS = (10, 20, 21, 22, 23)
 MIDELEG_S = (1 << 1) | (1 << 5) | (1 << 9)  # SSI, STI, SEI
 
 # Native code addresses: the firmware's stub, its M-mode trap vector, the kernel's code. Each
@@ -219,6 +222,8 @@ class HwKernel:
         pc = FIRMWARE_PC
         # The firmware (M-mode): trap vector, delegation, Sstc, counters, then mret to the kernel.
         medeleg = sum(1 << c for c in DELEGATED_EXCEPTIONS)
+        if getattr(h, "hext", False):
+            medeleg |= sum(1 << c for c in H_DELEGATED_EXCEPTIONS)
         steps = (
             (MTVEC, FIRMWARE_TRAP), (MEDELEG, medeleg), (MIDELEG, MIDELEG_S),
             (MENVCFGH, MENVCFGH_STCE), (MCOUNTEREN, 7),

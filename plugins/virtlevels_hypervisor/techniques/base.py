@@ -13,6 +13,7 @@ from virtlevels.errors import ConfigError
 from virtlevels.guests.layout import KERNEL_BASE
 from virtlevels.machine.hart import S_MODE, Hart
 from virtlevels.machine.machine import RunResult
+from virtlevels_hypervisor.sbi import hsm_boot
 
 if TYPE_CHECKING:  # pragma: no cover
     from virtlevels.machine.image import Image
@@ -87,8 +88,10 @@ class TechniqueBase:
 
 def load_kernel(vm: VirtualMachine, image: Image, entry: int = KERNEL_BASE) -> None:
     """Boot the S-mode part of ``image`` (segments at or above ``entry``) behind a VMM that is the
-    SBI firmware: the vCPUs start in S-mode at ``entry`` with a0 = hartid, a1 = 0 (no device tree),
-    and their virtual M-mode state is what the firmware would have left (delegation, counters)."""
+    SBI firmware: the boot hart (vCPU 0) starts in S-mode at ``entry`` with a0 = hartid, a1 = 0 (no
+    device tree); the others are STOPPED until the kernel starts them with SBI HSM ``hart_start``
+    (SBI 2.0 ch. 9; what OpenSBI does). Every vCPU's virtual M-mode state is what the firmware
+    would have left (delegation, counters)."""
     mem = vm.bus.memory
     found = False
     for seg in image.segments:
@@ -113,7 +116,9 @@ def load_kernel(vm: VirtualMachine, image: Image, entry: int = KERNEL_BASE) -> N
         vcpu.x[11] = 0
         vcpu.pc = entry
         vcpu.set_priv(S_MODE)
+        vcpu.wfi = False
         vcpu.context_changed()
+    hsm_boot(vm, boot_hart=0)
 
 
 def result_from_vm(vm: VirtualMachine, status: str, start_now: int, retired0: int) -> RunResult:

@@ -19,6 +19,9 @@ in VS-mode without the VMM. The exits are
 * ``mmio``: a guest-page fault (20/21/23) on a virtual device - the VMM reads the faulting
   instruction with ``HLVX.WU`` (htinst is 0 on this machine, Priv 8.6.3) and performs it on the
   VM's bus (:mod:`virtlevels_hypervisor.mmio`);
+* ``gstage_fault`` (hosted mode): a guest-page fault on a guest RAM page the lazy G-stage does not
+  map yet - the VMM faults it in on the host side (charged to the VMM process's cgroup), maps it
+  and the guest retries (KVM's G-stage / EPT fault path; :mod:`virtlevels_hypervisor.hw_gstage`);
 * ``page_fault``: a guest-page fault anywhere else: outside the VM's allocation nothing is mapped
   in the G-stage, so the guest gets an access fault (1/5/7) and never host memory;
 * ``virtual_instruction`` (22): WFI (``hstatus.VTW=1``: the vCPU then waits, and its host hart
@@ -31,6 +34,10 @@ in VS-mode without the VMM. The exits are
   which delivers them on the vCPU's state.
 
 Each exit charges ``[hypervisor] exit_hw`` and each world switch (in or out) ``world_switch``.
+
+Hosted mode (KVM-like): the VMM is a process of a host kernel; a vCPU runs on the hart of the CPU
+that process is on, and around each run the VMM saves and restores the host kernel's supervisor
+and hypervisor CSRs there (:mod:`virtlevels_hypervisor.hostswitch`).
 """
 
 from __future__ import annotations
@@ -60,7 +67,8 @@ from virtlevels.machine.isa.encodings import BY_NAME, H_BY_NAME
 from virtlevels.machine.machine import RunResult
 from virtlevels.machine.memmap import NATIVE_BASE, NATIVE_SIZE
 from virtlevels.machine.trap import YieldToHost
-from virtlevels_hypervisor.hw_gstage import GStage, build_gstage, free_gstage
+from virtlevels_hypervisor.hostswitch import restore_host_state, save_host_state
+from virtlevels_hypervisor.hw_gstage import GStage, build_gstage, free_gstage, map_guest_page
 from virtlevels_hypervisor.mmio import emulate_mmio
 from virtlevels_hypervisor.sbi import console, handle_sbi
 from virtlevels_hypervisor.techniques.base import TechniqueBase, result_from_vm
@@ -98,7 +106,7 @@ FW_TRAP = HW_NATIVE + 0x100  # mtvec: nothing is left to M-mode, so a trap here 
 EXIT_VEC = HW_NATIVE + 0x200  # stvec: every VM exit
 VMM_PC = HW_NATIVE + 0x300  # the VMM's own instructions (world switch, exit handling)
 
-T0 = 5  # the VMM's scratch register for HLVX
+T0, T1 = 5, 6  # the VMM's scratch registers (HLVX, HFENCE operands)
 HLVX_WU = H_BY_NAME["hlvx.wu"].match
 HFENCE_GVMA = H_BY_NAME["hfence.gvma"].match
 HFENCE_VVMA = H_BY_NAME["hfence.vvma"].match
@@ -155,9 +163,14 @@ class HwHost:
     serial: int = 0
     csrs: dict[int, dict[int, int]] = attrs.field(factory=dict)  # hart id -> CSR values loaded there
 
-    def boot(self, h: Hart) -> None:
-        """Boot host hart ``h`` as its firmware would, into HS-mode with the VMM's exit vector."""
+    def boot(self, h: Hart, setup: bool = False) -> None:
+        """Boot host hart ``h`` as its firmware would, into HS-mode with the VMM's exit vector.
+
+        ``setup``: do the VMM's HS-mode set-up again even if the hart is booted (hosted mode: the
+        host kernel had the hart meanwhile, and its state was put back after the last run)."""
         if h.id in self.booted:
+            if setup:
+                self.setup(h)
             return
         host = self.host
         host.add_native_entry(EXIT_VEC, self._exit)
@@ -180,6 +193,11 @@ class HwHost:
             h.exec_mret(pc=pc + 12)
         if h.priv != S_MODE or h.virt:
             raise HwVmmError(f"host hart {h.id} is not in HS-mode after boot")
+        self.setup(h)
+        self.booted.add(h.id)
+
+    def setup(self, h: Hart) -> None:
+        """The VMM's HS-mode state on ``h``: its exit vector, the slice timer, VS counters."""
         pc = VMM_PC
         h.csr_write(STVEC, EXIT_VEC, pc=pc)
         h.csr_write(STIMECMP, M32, pc=pc)
@@ -187,7 +205,6 @@ class HwHost:
         h.csr_write(SIE, STIE, pc=pc)  # the host timer ends slices; SIE stays 0 while in HS
         h.csr_write(HCOUNTEREN, 7, pc=pc)  # cycle, time, instret readable in VS/VU (Priv 8.2.5)
         self.csrs[h.id] = {STIMECMP: M64}
-        self.booted.add(h.id)
 
     def _fw_trap(self, h: Hart) -> None:
         raise HwVmmError(f"host hart {h.id}: unexpected machine-mode trap, mcause 0x{h.csr.mcause:08x}")
@@ -254,16 +271,14 @@ class HwTechnique(TechniqueBase):
                 f"VM {vm.name!r}: its timebase ({vm.cost.timebase_divisor} cycles per tick) must equal the "
                 f"host's ({host.cost.timebase_divisor}): VS-mode reads time as the host's plus htimedelta"
             )
-        if vm.mode != "native" or getattr(vm.hv, "pool", None) is None:
-            raise ConfigError(
-                "the hardware-assisted technique runs in native mode only (its G-stage tables and the "
-                "guest's RAM come from the hypervisor's frame pool; hosted mode is not implemented)"
-            )
+        # Hosted mode: the guest's RAM is the VMM process's memory, which gets host frames only when
+        # touched - the G-stage is filled on guest-page faults (KVM's way), not built up front.
+        lazy = vm.mode == "hosted" or getattr(vm.hv, "pool", None) is None
         hs = host_state(host)
         vmid = next((i for i in range(1, VMID_MAX + 1) if i not in hs.vmids), None)
         if vmid is None:
             raise ConfigError(f"no free VMID on this host ({VMID_MAX} hardware-assisted VMs at most)")
-        self.gstage = build_gstage(vm, vm.hv, vmid)
+        self.gstage = build_gstage(vm, vm.hv, vmid, lazy=lazy)
         hs.vmids.add(vmid)
         hs.serial += 1
         self.serial = hs.serial
@@ -287,8 +302,15 @@ class HwTechnique(TechniqueBase):
     def restore(self, vm: VirtualMachine, state: Any) -> None:
         self._vs_dirty = {v.id for v in vm.harts}
 
+    def vcpu_started(self, vm: VirtualMachine, vcpu: Hart) -> None:
+        """SBI HSM hart_start reset ``vcpu``: its VS-stage view on a host hart may be stale."""
+        self._vs_dirty.add(vcpu.id)
+
     # -- running ----------------------------------------------------------------------------------
     def _host_hart(self, vm: VirtualMachine, vcpu: Hart) -> Hart:
+        pick = getattr(vm.hv, "host_hart_for", None)
+        if pick is not None:
+            return pick(vm, vcpu)  # type: ignore[no-any-return]  # hosted: the VMM process's CPU
         harts = vm.host.harts
         return harts[vcpu.id % len(harts)]  # type: ignore[no-any-return]
 
@@ -381,8 +403,10 @@ class HwTechnique(TechniqueBase):
     def run_hart(self, vm: VirtualMachine, vcpu: Hart, max_cycles: int, engine: str) -> int:
         """Run one vCPU on its host hart for up to ``max_cycles`` (a guest kernel written in Python
         drives its vCPUs with this); returns the cycles the host hart spent."""
-        if vcpu.wfi and not vcpu.interrupt_waiting():
-            return 0
+        if vcpu.wfi:
+            self._poll_guest_timer(vm, vcpu, self._vcpu_ticks(vm, vcpu))
+            if not vcpu.interrupt_waiting():
+                return 0
         vcpu.wfi = False
         return self._run_vcpu(vm, vcpu, self._host_hart(vm, vcpu), max_cycles, engine)
 
@@ -398,10 +422,13 @@ class HwTechnique(TechniqueBase):
         if h.id in hs.running:
             raise HwVmmError(f"host hart {h.id} is already running a vCPU")
         host = vm.host
-        hs.boot(h)
         work0 = h.work_cycles()
         vu0, vs0 = list(h.counts_by_priv[VU_KEY]), list(h.counts_by_priv[VS_KEY])
         hs0 = list(h.counts_by_priv[S_MODE])
+        # Hosted: the hart is the host kernel's; the VMM saves its state first and puts it back
+        # after the run (KVM's vcpu_load/put and world-switch save area; hostswitch.py).
+        saved = save_host_state(h, VMM_PC) if vm.mode == "hosted" else None
+        hs.boot(h, setup=saved is not None)
         # Time: the guest's clock is its vCPU's (which a Python guest kernel also reads), the host
         # hart's is its own; htimedelta carries the difference into VS-mode's ``time``.
         start = h.local_time()
@@ -430,6 +457,9 @@ class HwTechnique(TechniqueBase):
                     pass
         finally:
             del hs.running[h.id]
+            if saved is not None:
+                restore_host_state(h, saved, VMM_PC)
+                hs.csrs.pop(h.id, None)  # nothing of the VMM's is loaded there any more
         return self._account(slot, work0, vu0, vs0, hs0)
 
     def _account(self, slot: _Slot, work0: int, vu0: list[int], vs0: list[int], hs0: list[int]) -> int:
@@ -650,9 +680,12 @@ class HwTechnique(TechniqueBase):
             raise HwVmmError(f"host hart {h.id}: exit (scause 0x{cause:08x}) while not running a guest")
         word: int | None = None
         gpa = 0
+        fill = False
         if cause in ACCESS_FAULT_FOR_GPF:
             gpa = (h.csr_read(HTVAL, pc) << 2 | tval & 3) & M32  # Priv 8.6.3: htval = GPA >> 2
-            if cause != CAUSE_FETCH_GPF:
+            gs = self.gstage
+            fill = gs is not None and gs.lazy and vm.ram_base <= gpa < vm.ram_base + vm.ram_size
+            if cause != CAUSE_FETCH_GPF and not fill:
                 word = self._fetch_insn(slot, epc, spp)
         self.leave(slot, spp)
         stop = False
@@ -669,6 +702,8 @@ class HwTechnique(TechniqueBase):
             st.exits["sbi"] += 1
             if handle_sbi(vm, vcpu, vcpu.x):
                 vcpu.pc = (vcpu.pc + 4) & M32
+        elif fill and self._fill_gstage(slot, gpa):
+            st.exits["gstage_fault"] += 1  # the guest retries the access (vcpu.pc is still epc)
         elif cause in ACCESS_FAULT_FOR_GPF:
             if word is not None and emulate_mmio(vm, vcpu.x, word, gpa):
                 st.exits["mmio"] += 1
@@ -690,6 +725,23 @@ class HwTechnique(TechniqueBase):
                 raise YieldToHost()
             return
         self.enter(slot)
+
+    def _fill_gstage(self, slot: _Slot, gpa: int) -> bool:
+        """A lazy G-stage's fault in guest RAM: map the page (the host side faults it in and
+        charges it, which may OOM-kill a hosted VMM), then ``HFENCE.GVMA gpa, vmid``: an invalid
+        entry may have been cached (Priv 8.3.2; no Svvptc)."""
+        gs, vm, h = self.gstage, slot.vm, slot.hart
+        assert gs is not None
+        if not map_guest_page(gs, vm, vm.hv, gpa):
+            return False
+        x = h.x
+        saved = x[T0], x[T1]
+        x[T0], x[T1] = gs.vmid, gpa >> 2
+        try:
+            h.execute(HFENCE_GVMA | T1 << 15 | T0 << 20, VMM_PC)
+        finally:
+            x[T0], x[T1] = saved
+        return True
 
     def _may_resume(self, slot: _Slot) -> bool:
         vm, vcpu, h = slot.vm, slot.vcpu, slot.hart
@@ -737,8 +789,10 @@ class HwTechnique(TechniqueBase):
             return
         # A trap the guest's firmware would get: the VMM is that firmware, and it does what
         # virtlevels/guests/firmware/sbi.S does with a trap it does not expect.
-        console(vm, f"sbi: unexpected trap, mcause 0x{cause:08x} mepc 0x{vcpu.pc:08x} "
-                    f"mtval 0x{tval:08x}\n".encode())
+        console(
+            vm,
+            f"sbi: unexpected trap, mcause 0x{cause:08x} mepc 0x{vcpu.pc:08x} mtval 0x{tval:08x}\n".encode(),
+        )
         vm.request_exit(0xFE)
 
     # -- guest software written in Python (the Python kernel as a guest) ---------------------------------
