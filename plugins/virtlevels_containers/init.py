@@ -482,6 +482,8 @@ def _setup(plan: CreatePlan) -> Gen:
         plan.dirfd = _check(dirfd, f"open {plan.state_dir}")
         _check((yield sys.chroot(plan.rootfs)), f"chroot {plan.rootfs} ($.root.path)")
         _check((yield sys.chdir("/")), "chdir /")
+    if plan.new_flags & CLONE_NEWNET:
+        yield from _loopback_up()
     if plan.hostname is not None:
         _check((yield sys.sethostname(plan.hostname)), "sethostname ($.hostname)")
     if plan.domainname is not None:
@@ -490,6 +492,20 @@ def _setup(plan: CreatePlan) -> Gen:
         _check((yield sys.prlimit64(0, res, (soft, hard))), f"prlimit64 ($.process.rlimits[{i}])")
     # The way back to the state directory (opened before pivot_root) for exec.fifo.
     return plan.dirfd
+
+
+def _loopback_up() -> Gen:
+    """A new network namespace's ``lo`` starts down (as on Linux); runc brings it up, here with
+    netdevice(7)'s SIOCSIFFLAGS on a datagram socket. Without a network stack (no vnet plugin,
+    socket() fails with EAFNOSUPPORT) there is nothing to bring up."""
+    from virtlevels.kernel.syscalls.net import AF_INET, SIOCSIFFLAGS, SOCK_DGRAM, socket
+
+    fd = yield socket(AF_INET, SOCK_DGRAM)
+    if not isinstance(fd, int) or fd < 0:
+        return
+    ifreq = b"lo".ljust(16, b"\0") + (0x1 | 0x40).to_bytes(2, "little").ljust(16, b"\0")  # IFF_UP|IFF_RUNNING
+    _check((yield sys.ioctl(fd, SIOCSIFFLAGS, ifreq)), "bring up lo in the new network namespace")  # type: ignore[arg-type]
+    yield sys.close(fd)
 
 
 def _setup_rootfs(plan: CreatePlan) -> Gen:

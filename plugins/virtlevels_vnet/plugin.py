@@ -33,3 +33,19 @@ def virtlevels_register_commands(registry: Registry) -> None:
 
     for command in COMMANDS:
         registry.add_command(command)
+
+
+@virtlevels.hookimpl
+def virtlevels_on_process(kernel: Any, pid: int, event: str) -> None:
+    # A kernel's first process is created while it boots: from then on, in a World with this
+    # plugin, every network namespace of that kernel has a full stack (the kernel's seam).
+    if event == "created" and not getattr(kernel, "_virtlevels_vnet", False):
+        kernel._virtlevels_vnet = True
+        if not _has_vnet_stacks(kernel):
+            install(kernel)
+
+
+def _has_vnet_stacks(kernel: Any) -> bool:
+    from virtlevels_vnet.stack import NetStack
+
+    return isinstance(getattr(kernel.init_nsproxy.net, "stack", None), NetStack)

@@ -317,7 +317,10 @@ def sys_fcntl(k: Any, t: Any, fd: int, cmd: int, arg: int) -> int:
 
 @syscall(nr.ioctl, 3)
 def sys_ioctl(k: Any, t: Any, fd: int, request: int, arg: int) -> int:
-    t.files.get(s32(fd))
+    f = t.files.get(s32(fd))
+    handler = getattr(f.ops, "ioctl", None)  # file_operations.unlocked_ioctl (sockets: netdevice(7))
+    if handler is not None:
+        return int(handler(k, t, f, request & 0xFFFFFFFF, arg))
     # No terminals are modelled: TCGETS and every other request is "not a typewriter".
     raise KernelError(ENOTTY, f"ioctl {request:#x}")
 

@@ -22,8 +22,11 @@ from virtlevels.kernel.errno import (
     EFAULT,
     EINPROGRESS,
     EINVAL,
+    ENODEV,
     ENOPROTOOPT,
     ENOTSOCK,
+    ENOTTY,
+    EPERM,
     KernelError,
 )
 from virtlevels.kernel.scripted import Out, Syscall
@@ -50,6 +53,11 @@ SOCKADDR_IN = struct.Struct("<H2s4s8x")
 _MSGHDR = struct.Struct("<IIIIIII")  # name, namelen, iov, iovlen, control, controllen, flags (ILP32)
 
 
+# include/uapi/linux/sockios.h, if.h
+SIOCGIFFLAGS, SIOCSIFFLAGS = 0x8913, 0x8914
+IFNAMSIZ, IFREQ_SIZE, IFF_UP = 16, 32, 0x1
+
+
 class SocketOps:
     """file_operations of a socket (sock_read_iter/sock_write_iter/sock_close)."""
 
@@ -66,6 +74,32 @@ class SocketOps:
 
     def release(self, f: OpenFile) -> None:
         self.sock.close()
+
+    def ioctl(self, k: Any, t: Any, f: OpenFile, request: int, arg: int) -> int:
+        """netdevice(7) SIOCGIFFLAGS / SIOCSIFFLAGS on the caller's network namespace (``struct
+        ifreq``: a 16-byte name, then ``short ifr_flags``); setting needs CAP_NET_ADMIN."""
+        if request not in (SIOCGIFFLAGS, SIOCSIFFLAGS):
+            raise KernelError(ENOTTY, f"socket ioctl {request:#x}")
+        stack = t.nsproxy.net.stack
+        m = mem(t)
+        raw = m.read(arg, IFREQ_SIZE)
+        name = raw[:IFNAMSIZ].split(b"\0", 1)[0].decode("ascii", "replace")
+        info = next((i for i in stack.interfaces() if i.name == name), None)
+        if info is None:
+            raise KernelError(ENODEV, f"no interface {name!r}")
+        if request == SIOCGIFFLAGS:
+            m.write(arg + IFNAMSIZ, struct.pack("<H", info.flags & 0xFFFF))
+            return 0
+        from virtlevels.kernel.caps import CAP_NET_ADMIN
+        from virtlevels.kernel.ns.user import has_cap
+
+        # dev_ifsioc: ns_capable(net->user_ns, CAP_NET_ADMIN)
+        owner = t.nsproxy.net.owner_ns or t.nsproxy.user
+        if not has_cap(t.creds, owner, CAP_NET_ADMIN):
+            raise KernelError(EPERM, "SIOCSIFFLAGS needs CAP_NET_ADMIN")
+        (flags,) = struct.unpack("<H", raw[IFNAMSIZ : IFNAMSIZ + 2])
+        stack.set_link_up(name, bool(flags & IFF_UP))
+        return 0
 
 
 # -- helpers --------------------------------------------------------------------------------------
