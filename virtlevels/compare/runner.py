@@ -139,6 +139,16 @@ def build_stack(world: Any, spec: LevelSpec, profile: str = "default", isa: tupl
     return stack
 
 
+def _exec(argv: list[str]) -> Callable[..., Any]:
+    from virtlevels.kernel import scripted as sc
+
+    def launcher(*_args: Any) -> Any:
+        r = yield sc.execve(argv[0], argv, [])
+        return 127 if isinstance(r, int) and r < 0 else 0
+
+    return launcher
+
+
 def _waiter(done: dict[str, Any]) -> Callable[[], Any]:
     from virtlevels.kernel import scripted as sc
 
@@ -182,7 +192,9 @@ def start(stack: Stack, spec: LevelSpec, image: Any) -> tuple[Any, Callable[[], 
 
     if top.kind in ("native", "hw"):
         _install(k, image)
-        task = k.spawn(argv[0], argv, stdio=True, cgroup=_cgroup(k))
+        # Started as a shell starts a program (a process that calls execve), so that every level
+        # pays the same exec from the exec event on, as the sandbox, interposer and runc do.
+        task = k.spawn(_exec(argv), argv, stdio=True, cgroup=_cgroup(k), name=argv[0].rsplit("/", 1)[-1])
         return task.process, console
     if top.kind == "process":
         _install(k, image)
