@@ -80,3 +80,16 @@ def test_cli_formats_and_plot(tmp_path, run_cli) -> None:  # type: ignore[no-unt
     assert (tmp_path / "o.png").stat().st_size > 0 and (tmp_path / "o-breakdown.png").stat().st_size > 0
     r = run_cli("compare", "--levels", "hw:trap@os:container")
     assert r.exit_code != 0 and "offers only a process" in r.stderr
+
+
+def test_rich_table_when_rich_is_installed() -> None:
+    import io
+
+    pytest.importorskip("rich")
+    from virtlevels.compare import compare
+
+    report = compare(["syscall"], ["native", "os:container"])
+    out = io.StringIO()
+    assert report.print_rich(file=out, width=160)
+    text = out.getvalue()
+    assert "os:container" in text and "syscall" in text

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         None if args.executor == "local" else args.executor, scheduler=args.scheduler, isa=args.isa,
         seed=args.seed, progress=progress, world=args.world,
     )  # fmt: skip
-    print(report.render(args.format))
+    if not (args.format == "table" and sys.stdout.isatty() and report.print_rich()):
+        print(report.render(args.format))
     if args.plot:
         for path in report.plot(args.plot):
             print(f"wrote {path}", file=sys.stderr)

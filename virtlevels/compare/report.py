@@ -102,11 +102,11 @@ class Report:
             w.writerow({k: "" if v is None else v for k, v in row.items()})
         return buf.getvalue()
 
-    def to_table(self) -> str:
-        """Plain text table (rich's when rich is installed and ``rich=True`` in :meth:`print`)."""
-        heads = ("workload", "level", "status", "cycles", "overhead", "startup", "exits", "syscalls",
-                 "filters", "memory", "equiv")  # fmt: skip
-        cells = [heads]
+    def table_cells(self) -> list[tuple[str, ...]]:
+        """The table's header and rows as strings (shared by the plain and the rich table)."""
+        heads: tuple[str, ...] = ("workload", "level", "status", "cycles", "overhead", "startup", "exits",
+                                  "syscalls", "filters", "memory", "equiv")  # fmt: skip
+        cells: list[tuple[str, ...]] = [heads]
         for r in self.rows():
             ov = r["overhead"]
             cells.append((
@@ -115,11 +115,34 @@ class Report:
                 _num(r["syscalls"]), _num(r["filter_evaluations"]), _num(r["memory_bytes"]),
                 {True: "yes", False: "NO", None: "-"}[r["equivalent"]],
             ))  # fmt: skip
+        return cells
+
+    def to_table(self) -> str:
+        """Plain text table."""
+        cells = self.table_cells()
+        heads = cells[0]
         widths = [max(len(row[i]) for row in cells) for i in range(len(heads))]
         lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
                  strict=True))) for row in cells]  # fmt: skip
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
+
+    def print_rich(self, file: Any = None, width: int | None = None) -> bool:
+        """Print the table with rich (colours, borders) if rich is installed; False if it is not."""
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            return False
+        cells = self.table_cells()
+        table = Table(title=f"virtlevels compare (profile {self.profile})")
+        for i, head in enumerate(cells[0]):
+            table.add_column(head, justify="left" if i < 3 else "right")
+        for row in cells[1:]:
+            style = None if row[2] == "ok" and row[-1] != "NO" else "bold red"
+            table.add_row(*row, style=style)
+        Console(file=file, width=width).print(table)
+        return True
 
     def render(self, fmt: str = "table") -> str:
         if fmt == "json":
