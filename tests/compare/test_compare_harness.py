@@ -93,3 +93,17 @@ def test_rich_table_when_rich_is_installed() -> None:
     assert report.print_rich(file=out, width=160)
     text = out.getvalue()
     assert "os:container" in text and "syscall" in text
+
+
+def test_every_workload_at_every_installed_level() -> None:
+    from virtlevels.compare import compare
+    from virtlevels.workloads import standard_workloads
+
+    report = compare()  # the whole matrix, as `virtlevels compare` with no arguments
+    names = {w.name for w in standard_workloads()}
+    assert {r["workload"] for r in report.results} == names
+    assert len({r["level"] for r in report.results}) >= 12
+    bad = [(r["workload"], r["level"], r["status"], r["error"]) for r in report.results if r["status"] != "ok"]
+    assert bad == []
+    assert all(r["equivalent"] for r in report.results)
+    report.validate()
