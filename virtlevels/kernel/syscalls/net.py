@@ -259,15 +259,8 @@ def sys_getpeername(k: Any, t: Any, fd: int, addr: int, lenp: int) -> int:
 
 
 def sys_sendto(k: Any, t: Any, fd: int, buf: int, length: int, flags: int, addr: int, addrlen: int) -> int:
-    f = _sockfile(t, fd)
-    data = mem(t).read(buf, length)
-    dest = _read_addr(t, addr, addrlen) if addr else None
-    try:
-        return int(f.ops.sock.sendto(data, dest))
-    except WouldBlock:
-        if _nonblock(f, flags):
-            raise KernelError(EAGAIN, "send buffer full") from None
-        raise
+    _sockfile(t, fd)  # EBADF / ENOTSOCK before the buffer is read
+    return _sendmsg(k, t, fd, mem(t).read(buf, length), flags, addr, addrlen)
 
 
 def sys_recvfrom(k: Any, t: Any, fd: int, buf: int, size: int, flags: int, addr: int, lenp: int) -> int:
