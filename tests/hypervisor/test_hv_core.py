@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from virtlevels_hypervisor.equivalence import group_lines as _by_process
 from virtlevels_hypervisor.hypervisor import FramePool, Hypervisor, OutOfHostMemory
 from virtlevels_hypervisor.vm import GuestAccessError, VirtualMachine
 
@@ -113,11 +114,6 @@ def test_destroyed_vm_frames_are_scrubbed_for_the_next_vm() -> None:
     assert b.phys_read(b.ram_base, 6) == bytes(6)  # ...read as zeros
 
 
-def _by_process(text: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        out.setdefault(line.split(":")[0], []).append(line)
-    return out
 
 
 @pytest.mark.parametrize("programs", [["hello"], ["hello", "counter", "counter"], ["fault", "hello"]])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from virtlevels_hypervisor.equivalence import group_lines as lines_by_process
 from virtlevels_hypervisor.microbench import native_runner, run_microbench, vm_runner
 from virtlevels_hypervisor.nested import NESTED_TIMER_INTERVAL, create_nested, nested_runner, nesting_report
 
@@ -20,11 +21,6 @@ LIMIT = 5_000_000
 MIB = 1 << 20
 
 
-def lines_by_process(text: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        out.setdefault(line.split(":")[0], []).append(line)
-    return out
 
 
 def native(image: Any) -> Any:

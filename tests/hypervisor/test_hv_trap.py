@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from virtlevels_hypervisor.equivalence import group_lines as lines_by_process
 from virtlevels_hypervisor.hypervisor import Hypervisor
 from virtlevels_hypervisor.techniques.trap import build_teachos_popf
 
@@ -21,12 +22,6 @@ LIMIT = 5_000_000
 MIB = 1 << 20
 
 
-def lines_by_process(text: str) -> dict[str, list[str]]:
-    """UART lines grouped by their "name pid" prefix: each process's own stream, in order."""
-    out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        out.setdefault(line.split(":")[0], []).append(line)
-    return out
 
 
 def run_native(image: Any) -> Any:
