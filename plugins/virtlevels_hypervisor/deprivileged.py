@@ -422,7 +422,11 @@ class DeprivilegedVmm:
             return
         if cause == CAUSE_ILLEGAL:
             word = tval or self._fetch(vcpu, epc)
-            if vpriv == U_MODE or word is None:
+            # Guest user code's CSR instructions (rdcycle, rdtime, rdinstret) trap on the host because
+            # the VMM virtualizes the counters; the vCPU decides with the guest's own mcounteren and
+            # scounteren (Priv 3.1.11, 4.1.5), raising the guest's illegal instruction itself if not.
+            is_csr = word is not None and word & 0x7F == 0x73 and word >> 12 & 7 not in (0, 4)
+            if word is None or (vpriv == U_MODE and not is_csr):
                 self.reflect(h, vcpu, cause, tval)
                 return
             self.emulate_privileged(h, vcpu, word)

@@ -76,3 +76,40 @@ def test_python_kernel_runs_unchanged_in_a_vm(technique: str) -> None:
     else:
         assert st.direct_instructions > 0  # the user processes ran on the host hart
     assert k.isa.frames.in_use == 0
+
+
+COUNTERS = write_elf(assemble("""
+    .text
+    .globl _start
+_start:
+    rdcycle t0
+    rdtime t1
+    rdinstret t2
+    li a0, 1
+    la a1, msg
+    li a2, 3
+    li a7, 64
+    ecall
+    li a0, 0
+    li a7, 93
+    ecall
+    .data
+msg: .ascii "ok\\n"
+""", base=0x10000))
+
+
+@pytest.mark.parametrize("technique", ["emulate", "trap", "bt", "pv", "hw"])
+def test_user_counter_reads_work_as_natively(technique: str) -> None:
+    # The kernel lets user code read the counters (scounteren); a VMM that virtualizes time traps
+    # them on the host, but must then let the guest's own permission decide, not kill the process.
+    k, _vm = boot(technique)
+    k.write_file("/bin/counters", COUNTERS, 0o755)
+    waits: list[Any] = []
+
+    def init() -> Any:
+        waits.append((yield sc.wait4(-1)))
+
+    k.spawn(init, stdio=True)
+    k.spawn("/bin/counters", ["/bin/counters"], stdio=True)
+    k.run()
+    assert bytes(k.console) == b"ok\n" and waits[0][1] == 0
