@@ -64,6 +64,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "hypervisor": {
         "emulate_insn": 40, "world_switch": 300, "exit_hw": 1000, "trap_emulate": 400, "shadow_update": 800,
         "bt_translate_insn": 200, "bt_callout": 60, "hypercall": 250, "hosted_exit": 2500,
+        "vm_create": 2_000_000,
     },  # fmt: skip
 }
 

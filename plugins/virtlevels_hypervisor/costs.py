@@ -39,6 +39,14 @@ HYPERVISOR_COSTS: dict[str, int] = {
     # pre-copy's cost model is pages x per-page link time (Clark et al., "Live Migration of Virtual
     # Machines", NSDI 2005, section 3.1 and 5).
     "migrate_page": 3300,
+    # Creating a VM before its first guest instruction: the VMM allocating (and the host zeroing)
+    # the guest's RAM, creating the VM and vCPU objects (KVM_CREATE_VM, KVM_CREATE_VCPU, memory
+    # slots) and setting up the virtual devices. Approximation: ~2 ms of host time, the order of
+    # the fastest published VM creations (LightVM, Manco et al., SOSP 2017: 2.3 ms to create and
+    # boot a minimal unikernel VM on Xen with a tuned toolstack; Firecracker, Agache et al., NSDI
+    # 2020: ~125 ms from the API call to the guest's /sbin/init, most of it the guest Linux boot,
+    # which the simulated kernel models itself). Charged once by Hypervisor.create_vm.
+    "vm_create": 2_000_000,
 }
 
 register_cost_keys("hypervisor", HYPERVISOR_COSTS)

@@ -78,16 +78,25 @@ class InterposedProcess:
     def start(self) -> None:
         self.lifecycle.check("start")
         s = self.spec
-        self.task = self.kernel.spawn(
-            s.program, list(s.argv) or [s.program], stdio=True, envp=s.environment()
-        )
+        argv = list(s.argv) or [s.program]
+        envp = list(s.environment())
+        # Started as a shell starts a program: a process that calls execve(2), so the dynamic
+        # linker binds at that exec and the exec is paid for as at every other level.
+        self.task = self.kernel.spawn(_launcher(s.program, argv, envp), argv, stdio=True, envp=envp,
+                                      name=s.program.rsplit("/", 1)[-1])
         pid = self.task.process.host_pid
         if s.ltrace:
             self.tracer = Tracer(self.kernel).start()
         if s.fail:
-            self.faults = FaultInjector(self.kernel)
-            for text in s.fail:
-                self.faults.add(attrs.evolve(FaultRule.parse(text), pid=pid))
+            # Per-process rules belong to the program, so they go in once its execve has bound it
+            # (an exec drops the process's hooks, as it drops LD_PRELOAD state).
+            def arm(task: Any, path: str, program: Any) -> None:
+                if task.process.host_pid == pid and self.faults is None and not self.task.dead:
+                    self.faults = FaultInjector(self.kernel)
+                    for text in s.fail:
+                        self.faults.add(attrs.evolve(FaultRule.parse(text), pid=pid))
+
+            self.kernel.exec_hooks.append(arm)
         self.lifecycle.apply("start")
 
     def pause(self) -> None:
@@ -145,6 +154,16 @@ class InterposedProcess:
             self.start()
         self.kernel.run()
         return self.stats()
+
+
+def _launcher(program: str, argv: list[str], envp: list[str]) -> Any:
+    from virtlevels.kernel import scripted as sc
+
+    def launch(*_args: Any) -> Any:
+        r = yield sc.execve(program, argv, envp)
+        return 127 if isinstance(r, int) and r < 0 else 0
+
+    return launch
 
 
 class InterposeBackend:
