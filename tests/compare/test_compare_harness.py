@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,13 @@ def test_every_workload_at_every_installed_level() -> None:
     assert bad == []
     assert all(r["equivalent"] for r in report.results)
     report.validate()
+
+
+def test_resource_graph_picture_of_a_stack(tmp_path: Path) -> None:
+    from virtlevels.compare.runner import draw_level
+
+    out = draw_level("os:container@hw:hw", str(tmp_path / "stack.dot"))
+    dot = Path(out).read_text()
+    # The container, its kernel, the VM that kernel runs in, the hypervisor and the machine.
+    for kind in ('kind="container"', 'kind="kernel"', 'kind="vm"', 'kind="hypervisor"', 'kind="machine"'):
+        assert kind in dot

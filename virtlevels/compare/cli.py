@@ -24,6 +24,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--isa", default=None, help="ISA profile for every machine, e.g. x86-like")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--plot", metavar="OUT.png", help="write the overhead chart (and OUT-breakdown.png)")
+    p.add_argument("--graph", nargs=2, metavar=("LEVEL", "OUT"),
+                   help="draw LEVEL's resource graph (the stack with a workload in it) to OUT.png or OUT.dot")
     p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (with --executor dask)")
@@ -51,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         for path in report.plot(args.plot):
             print(f"wrote {path}", file=sys.stderr)
+    if args.graph:
+        from virtlevels.compare.runner import draw_level
+
+        level, out = args.graph
+        print(f"wrote {draw_level(level, out, profile=args.profile, isa=args.isa, seed=args.seed)}",
+              file=sys.stderr)
     return 0 if all(r["status"] == "ok" for r in report.results) else 3
 
 

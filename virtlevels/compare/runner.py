@@ -374,3 +374,25 @@ def isolation(stack: Stack) -> dict[str, Any]:
         "shared_with_host": sorted(shared),
         "layers_below": len(stack.vms),
     }
+
+
+def draw_level(level: str, path: str, *, workload: str = "startup", profile: str = "default",
+               isa: str | None = None, seed: int = 0) -> str:
+    """The resource graph of one level's stack with a workload started in it, as a picture
+    (``.png``, needs matplotlib) or Graphviz text (``.dot``): what the level shares with its host."""
+    from pathlib import Path
+
+    from virtlevels.world import World
+
+    spec = LevelSpec.parse(level)
+    world = World(seed)
+    job = Job(workload, spec.text, profile, isa, seed)
+    image = _build_image(world, job)
+    stack = build_stack(world, spec, profile, (isa,) if isa else ())
+    start(stack, spec, image)
+    out = Path(path)
+    if out.suffix == ".dot":
+        out.write_text(world.graph.to_dot())
+    else:
+        world.graph.draw(out)
+    return str(out)
