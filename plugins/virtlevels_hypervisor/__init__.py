@@ -1,6 +1,8 @@
 """The hypervisor plugin (issue 5): virtual machines on the shared simulated machine.
 
-First slice: :mod:`.hwassist`, a hardware-assisted (H extension), native (Type 1) VM monitor
-written in Python that owns a ``PhysicalMachine(hypervisor=True)`` and runs teachos in VS-mode.
-Not registered as a backend yet: the lead registers the plugin once the techniques exist.
+A :class:`~virtlevels_hypervisor.vm.VirtualMachine` is a Machine; a
+:class:`~virtlevels_hypervisor.hypervisor.Hypervisor` (native) or
+:class:`~virtlevels_hypervisor.hosted.HostedHypervisor` (a process of the simulated kernel) makes
+them; :mod:`.techniques` runs them by full emulation, trap-and-emulate, binary translation,
+paravirtualization or the H extension. See docs/hypervisor.md.
 """
