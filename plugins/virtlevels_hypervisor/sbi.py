@@ -16,7 +16,6 @@ so every technique's run loop leaves it alone, and no host hart time goes to it.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING
 
 from virtlevels.guests.layout import VLP_EID
@@ -40,14 +39,10 @@ HSM_HART_START, HSM_HART_STOP, HSM_HART_GET_STATUS = 0, 1, 2
 SATP, SSTATUS_SIE = 0x180, 1 << 1
 M64 = (1 << 64) - 1
 
-#: VM -> ids of its STOPPED vCPUs (the firmware's per-hart HSM state).
-_STOPPED: weakref.WeakKeyDictionary[VirtualMachine, set[int]] = weakref.WeakKeyDictionary()
-
-
 def hsm_boot(vm: VirtualMachine, boot_hart: int = 0) -> None:
     """Boot as OpenSBI does: ``boot_hart`` is STARTED (it enters the kernel), every other vCPU is
     STOPPED until the kernel starts it."""
-    _STOPPED[vm] = set()
+    vm.hsm_stopped = set()
     for vcpu in vm.harts:
         if vcpu.id != boot_hart:
             _stop(vm, vcpu)
@@ -55,13 +50,13 @@ def hsm_boot(vm: VirtualMachine, boot_hart: int = 0) -> None:
 
 def hsm_status(vm: VirtualMachine, hartid: int) -> int:
     """The HSM state of vCPU ``hartid`` (STARTED unless the firmware stopped it)."""
-    return HSM_STOPPED if hartid in _STOPPED.get(vm, ()) else HSM_STARTED
+    return HSM_STOPPED if hartid in vm.hsm_stopped else HSM_STARTED
 
 
 def _stop(vm: VirtualMachine, vcpu: Hart) -> None:
     # The hart leaves the kernel for good: it waits with no interrupt enabled and no timer armed
     # (its S-mode state is undefined until hart_start, SBI 2.0 section 9.1).
-    _STOPPED.setdefault(vm, set()).add(vcpu.id)
+    vm.hsm_stopped.add(vcpu.id)
     c = vcpu.csr
     c.mie = 0
     if c.stimecmp != M64:
@@ -75,7 +70,7 @@ def _start(vm: VirtualMachine, hartid: int, addr: int, opaque: int) -> int:
     """hart_start (SBI 2.0 section 9.1): the SBI error code."""
     if not 0 <= hartid < len(vm.harts):
         return SBI_ERR_INVALID_PARAM
-    stopped = _STOPPED.get(vm, set())
+    stopped = vm.hsm_stopped
     if hartid not in stopped:
         return SBI_ERR_ALREADY_AVAILABLE
     if not vm.bus.is_ram(addr, 4):

@@ -196,6 +196,8 @@ class VirtualMachine(PhysicalMachine):
     guest_image: Any = attrs.field(default=None, init=False)
     #: Per-vCPU guest timer deadline in mtime ticks (SBI set_timer), None when disarmed.
     timer_deadline: list[int | None] = attrs.field(factory=list, init=False)
+    #: The SBI firmware's per-hart HSM state: ids of the STOPPED vCPUs (SBI 2.0 ch. 9).
+    hsm_stopped: set[int] = attrs.field(factory=set, init=False)
 
     hart_class = VCpu
 
@@ -304,6 +306,7 @@ class VirtualMachine(PhysicalMachine):
         state["vm"] = {
             "technique": getattr(self.technique, "name", None),
             "timer_deadline": list(self.timer_deadline),
+            "hsm_stopped": sorted(self.hsm_stopped),
         }
         tech_snap = getattr(self.technique, "snapshot", None)
         if tech_snap is not None:
@@ -316,6 +319,7 @@ class VirtualMachine(PhysicalMachine):
         self.events = events  # the VM keeps the host's clock (which never runs backwards)
         vm_state = state.get("vm", {})
         self.timer_deadline = list(vm_state.get("timer_deadline", [None] * self.num_harts))
+        self.hsm_stopped = {int(i) for i in vm_state.get("hsm_stopped", ())}
         tech_restore = getattr(self.technique, "restore", None)
         if tech_restore is not None:
             tech_restore(self, vm_state.get("technique_state"))

@@ -45,3 +45,18 @@ def test_snapshot_restore_and_migration_keep_the_guest_equivalent(technique: str
     report = migrate(moving, Hypervisor(host_machine(world, technique)))
     assert report.status == "completed" and report.total_pages > 0
     assert moving.run(None).status == "pass" and group_lines(moving.console_output()) == want
+
+
+@pytest.mark.parametrize("technique", ["trap", "hw"])
+def test_snapshot_keeps_the_firmware_hart_states(technique: str) -> None:
+    # Two vCPUs: the SBI firmware keeps vCPU 1 STOPPED (HSM) until the kernel starts it; a
+    # snapshot carries that state, so the restored VM does not run a hart the guest never started.
+    s = spec_from({"name": "d", "memory": "16MiB", "vcpus": 2, "technique": technique,
+                   "kernel": {"programs": ["hello", "counter"]}})  # fmt: skip
+    d = Domain.from_spec(World(entry_points=False), s)
+    d.start()
+    d.run(40_000)
+    assert d.vm is not None and d.vm.hsm_stopped == {1}
+    restored = Domain.from_snapshot(World(entry_points=False), d.snapshot())
+    assert restored.vm is not None and restored.vm.hsm_stopped == {1}
+    assert restored.run(None).status == "pass"
