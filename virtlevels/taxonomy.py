@@ -12,7 +12,7 @@ Architectures", CACM 17(7), 1974 (the three properties, Theorems 1-3); R. P. Gol
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -155,6 +155,12 @@ def _keeps(values: Iterable[Property | str]) -> frozenset[Property]:
     return frozenset(Property(v) for v in values)
 
 
+def _technique_keeps(
+    values: Mapping[Technique | str, Iterable[Property | str]],
+) -> Mapping[Technique, frozenset[Property]]:
+    return {Technique(k): _keeps(v) for k, v in values.items()}
+
+
 def _level(value: Level | str) -> Level:
     return Level(value)
 
@@ -175,6 +181,11 @@ class BackendInfo:
     hypervisor_types: tuple[HypervisorType, ...] = attrs.field(converter=_types, default=())
     shares: frozenset[Shared] = attrs.field(converter=_shares, default=frozenset())
     keeps: frozenset[Property] = attrs.field(converter=_keeps, default=frozenset())
+    #: Where a technique keeps less (or more) than the backend as a whole: full emulation keeps
+    #: equivalence and resource control but not efficiency.
+    technique_keeps: Mapping[Technique, frozenset[Property]] = attrs.field(
+        converter=_technique_keeps, factory=dict, hash=False
+    )
     needs: str = "machine"
     offers: str = "machine"
     description: str = ""
@@ -196,6 +207,12 @@ class TreeNode:
     label: str
     backends: tuple[BackendInfo, ...] = ()
     children: tuple[TreeNode, ...] = ()
+    technique: Technique | None = None  # a technique node: backends show what they keep with it
+
+    def keeps(self, backend: BackendInfo) -> frozenset[Property]:
+        if self.technique is not None and self.technique in backend.technique_keeps:
+            return backend.technique_keeps[self.technique]
+        return backend.keeps
 
 
 def taxonomy_tree(backends: Iterable[BackendInfo]) -> TreeNode:
@@ -206,7 +223,7 @@ def taxonomy_tree(backends: Iterable[BackendInfo]) -> TreeNode:
         at_level = tuple(b for b in backends if b.level is level)
         children: list[TreeNode] = []
         technique_nodes = tuple(
-            TreeNode(t.value, tuple(b for b in at_level if t in b.techniques))
+            TreeNode(t.value, tuple(b for b in at_level if t in b.techniques), technique=t)
             for t in Technique
             if t.level is level
         )
@@ -243,7 +260,7 @@ def render_tree(root: TreeNode) -> str:
         if not node.backends:
             return node.label
         names = ", ".join(
-            f"{b.name} [{', '.join(p.value for p in Property if p in b.keeps) or 'none'}]"
+            f"{b.name} [{', '.join(p.value for p in Property if p in node.keeps(b)) or 'none'}]"
             for b in node.backends
         )
         return f"{node.label}: {names}"
@@ -263,7 +280,7 @@ def tree_to_dict(node: TreeNode) -> dict[str, object]:
     return {
         "label": node.label,
         "backends": [
-            {"name": b.name, "keeps": sorted(p.value for p in b.keeps)} for b in node.backends
+            {"name": b.name, "keeps": sorted(p.value for p in node.keeps(b))} for b in node.backends
         ],
         "children": [tree_to_dict(c) for c in node.children],
     }

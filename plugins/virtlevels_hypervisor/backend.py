@@ -49,6 +49,9 @@ class HypervisorBackend:
         # kernel, libraries, filesystem and address space.
         shares=["hardware", "hypervisor"],
         keeps=["equivalence", "efficiency", "resource control"],
+        # Full emulation interprets every instruction: equivalent and in control, not efficient
+        # (Popek & Goldberg's efficiency asks that most instructions run directly).
+        technique_keeps={"full emulation": TECHNIQUE_PROPERTIES["emulate"]},
         needs="machine",
         offers="machine",
         description=(

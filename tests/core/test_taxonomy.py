@@ -43,3 +43,16 @@ def test_backend_technique_must_belong_to_its_level() -> None:
         BackendInfo("bad", Level.HARDWARE, techniques=[Technique.NAMESPACES])
     with pytest.raises(ValueError):
         BackendInfo("bad", "no-such-level")
+
+
+def test_a_technique_can_keep_less_than_its_backend() -> None:
+    from virtlevels.taxonomy import BackendInfo, render_tree, taxonomy_tree
+
+    info = BackendInfo(
+        name="vmm", level="hardware", techniques=["full emulation", "trap-and-emulate"],
+        keeps=["equivalence", "efficiency", "resource control"],
+        technique_keeps={"full emulation": ["equivalence", "resource control"]},
+    )  # fmt: skip
+    text = render_tree(taxonomy_tree([info]))
+    assert "full emulation: vmm [equivalence, resource control]" in text
+    assert "trap-and-emulate: vmm [equivalence, efficiency, resource control]" in text

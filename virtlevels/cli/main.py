@@ -42,6 +42,13 @@ def main(argv: Sequence[str] | None = None, *, plugins: Sequence[Any] = ()) -> i
     except KeyboardInterrupt:
         print("virtlevels: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`virtlevels levels | head`): stop quietly, as Unix tools do on
+        # SIGPIPE; point stdout at devnull so the interpreter's final flush does not fail again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except VirtlevelsError as exc:
         if debug:
             raise
