@@ -110,18 +110,25 @@ class GuestMemory(PhysicalMemory):
 
     def restore(self, pages: dict[int, bytes]) -> None:
         # In place: the host's page objects stay the same, so nothing that caches them goes stale;
-        # pages absent from the snapshot become zero again.
+        # pages absent from the snapshot become zero again. Changed pages are written through the
+        # host's port, so its watchers (translated code, LR reservations) see the change.
         present = {int(k): v for k, v in pages.items()}
         hpages = self.host.pages
+        zero = bytes(PAGE_SIZE)
         for i in range(self.npages):
             gppn = self.base_ppn + i
             data = present.get(gppn)
             hp = hpages.get(self.hppn_of(i))
-            if data is None:
-                if hp is not None:
-                    hp[0][:] = bytes(PAGE_SIZE)
+            if data is None and hp is None:
                 continue
-            self.host.page(self.hppn_of(i))[0][:] = data
+            want = zero if data is None else bytes(data)
+            if hp is not None and hp[0] == want:
+                continue
+            hpa = self.hppn_of(i) << PAGE_SHIFT
+            if self.host_write is not None:
+                self.host_write(hpa, want)
+            else:
+                self.host.page(self.hppn_of(i))[0][:] = want
 
 
 @attrs.define

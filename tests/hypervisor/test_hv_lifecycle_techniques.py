@@ -60,3 +60,23 @@ def test_snapshot_keeps_the_firmware_hart_states(technique: str) -> None:
     restored = Domain.from_snapshot(World(entry_points=False), d.snapshot())
     assert restored.vm is not None and restored.vm.hsm_stopped == {1}
     assert restored.run(None).status == "pass"
+
+
+@pytest.mark.parametrize("technique", ["trap", "bt", "pv", "hw"])
+def test_restore_in_place_on_the_fast_engine(technique: str) -> None:
+    # The host's block translator caches guest code: a restore that rewrites guest RAM in place
+    # must go through the host's store watchers, or stale translations would run.
+    from virtlevels.guests import build_teachos
+
+    image = build_teachos(["hello", "counter", "counter"], paravirt=technique == "pv")
+    ref = Hypervisor(host_machine(None, technique)).create_vm(technique)
+    ref.load(image)
+    want = group_lines(ref.run(20_000_000, engine="fast").uart)
+    vm = Hypervisor(host_machine(None, technique)).create_vm(technique)
+    vm.load(image)
+    vm.run(60_000, engine="fast")
+    snap = vm.snapshot()
+    vm.run(80_000, engine="fast")
+    vm.restore(snap)
+    assert vm.run(20_000_000, engine="fast").status == "pass"
+    assert group_lines(vm.console_output()) == want
