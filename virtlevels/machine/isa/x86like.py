@@ -48,7 +48,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from virtlevels.machine.csr import MSTATUS_SIE, MSTATUS_SPIE, MSTATUS_SPP, SATP_ASID_MASK, SATP_ASID_SHIFT
+from virtlevels.machine.csr import (
+    MSTATUS_SIE,
+    MSTATUS_SPIE,
+    MSTATUS_SPP,
+    SATP_ASID_MASK,
+    SATP_ASID_SHIFT,
+    VS_SWAP,
+)
 from virtlevels.machine.isa import encodings as E
 from virtlevels.machine.isa.analysis import ExplainedPgClass
 from virtlevels.machine.isa.encodings import Encoding
@@ -63,7 +70,6 @@ NAME = "x86-like"
 CUSTOM_0, CUSTOM_1 = 0x0B, 0x2B
 U_MODE = 0
 SSTATUS = 0x100
-VSSTATUS = 0x200  # with V=1 (H extension) the supervisor registers are the VS ones (Priv 8.2)
 #: Bits of sstatus that pushf reports (x86 EFLAGS: IF and friends).
 FLAGS_MASK = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP
 #: Where pushf puts the current privilege (x86 EFLAGS.IOPL is bits 12-13).
@@ -88,7 +94,7 @@ def popf(f: Fields) -> Op:
         # here U-mode plays that part. Written through sstatus so its WARL rules apply.
         if h.priv != U_MODE:
             csr = h.csr
-            num = VSSTATUS if h.virt else SSTATUS
+            num = VS_SWAP[SSTATUS] if h.virt else SSTATUS  # V=1: vsstatus (Priv 8.2)
             csr.write(num, (csr.read(num) & ~MSTATUS_SIE) | (x[rs1] & MSTATUS_SIE))
         return pc + 4
 
