@@ -841,11 +841,13 @@ class Linker:
             s = self.by_pid[pid] = CallStats()
         return s
 
-    def _account(self, t: Any, lm: LinkMap, field: str, cycles: int, calls_field: str | None = None) -> None:
+    def _account(
+        self, t: Any, lm: LinkMap, field: str, cycles: int, calls_field: str | None = None, calls: int = 1
+    ) -> None:
         for s in (lm.stats, self._stats(t), self.totals):
             setattr(s, field, getattr(s, field) + cycles)
             if calls_field is not None:
-                setattr(s, calls_field, getattr(s, calls_field) + 1)
+                setattr(s, calls_field, getattr(s, calls_field) + calls)
 
     def invoke(
         self,
@@ -894,12 +896,14 @@ class Linker:
         if hooks:
             hc = self.c["interposer"] * len(hooks)
             cycles += hc
-            for _h in hooks:
-                self._account(t, lm, "interposer_cycles", self.c["interposer"], "interposer_calls")
+            self._account(t, lm, "interposer_cycles", hc, "interposer_calls", len(hooks))
         if cycles:
             yield Burn(cycles)
         c = CallCtx(self, t, lm, name, defn, isa)
         args = list(args)
+        if not hooks:  # the common call: straight to the definition (it exists: checked above)
+            assert defn is not None
+            return (yield from self._run_definition(c, defn, args))
         from virtlevels_interpose.hooks import HookCtx
 
         hctx = HookCtx(c, name, t.process.host_pid)

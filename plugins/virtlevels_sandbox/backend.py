@@ -13,6 +13,7 @@ import attrs
 
 from virtlevels.backend import Lifecycle
 from virtlevels.errors import ConfigError, LifecycleError
+from virtlevels.kernel import signals
 from virtlevels.taxonomy import BackendInfo
 from virtlevels_sandbox import seccomp as sec
 from virtlevels_sandbox.programs import install_programs
@@ -61,7 +62,7 @@ class SandboxedProcess:
         self.lifecycle.check("stop")
         p = self.task.process if self.task is not None else None
         if p is not None and not p.zombie:
-            self.kernel.send_signal(p, 9)
+            self.kernel.send_signal(p, signals.SIGKILL)
         self.lifecycle.apply("stop")
 
     def destroy(self) -> None:

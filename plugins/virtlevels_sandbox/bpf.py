@@ -236,7 +236,8 @@ def run(prog: Sequence[Insn], data: bytes) -> tuple[int, int]:
                 off = k if mode == BPF_ABS else (x + k) & M32
                 if off + size > n:
                     return 0, count  # out of bounds: the program returns 0
-                v = int.from_bytes(data[off : off + size], "big" if _NET_ORDER else "little")
+                # seccomp_data is in host order (little-endian RISC-V); only seccomp runs here.
+                v = int.from_bytes(data[off : off + size], "little")
             elif mode == BPF_MSH:
                 if k >= n:
                     return 0, count
@@ -304,11 +305,6 @@ def run(prog: Sequence[Insn], data: bytes) -> tuple[int, int]:
                 a = x
             else:
                 x = a
-
-
-#: seccomp_data is in host byte order (little-endian on RISC-V); classic socket filters read
-#: packets in network order. Only seccomp runs here, so host order.
-_NET_ORDER = False
 
 
 def constant_result(prog: Sequence[Insn], nr: int, arch: int) -> tuple[int, int] | None:

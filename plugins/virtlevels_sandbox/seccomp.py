@@ -134,15 +134,14 @@ class SeccompFilter:
     #: nr -> (result, insns) for numbers whose verdict does not depend on the arguments (or None).
     cache: dict[int, tuple[int, int] | None] = attrs.field(factory=dict, repr=False)
 
-    def run(self, nr: int, data: bytes) -> tuple[int, int]:
-        if nr in self.cache:
-            cached = self.cache[nr]
-        else:
-            cached = bpf.constant_result(self.prog, nr, AUDIT_ARCH_RISCV32) if 0 <= nr <= 0xFFFFFFFF else None
-            self.cache[nr] = cached
-        if cached is not None:
-            return cached
-        return bpf.run(self.prog, data)
+    def constant(self, nr: int) -> tuple[int, int] | None:
+        """The remembered (result, insns) for native-arch ``nr`` (0..2**32-1), or None when the
+        verdict depends on the arguments."""
+        cache = self.cache
+        if nr in cache:
+            return cache[nr]
+        cached = cache[nr] = bpf.constant_result(self.prog, nr, AUDIT_ARCH_RISCV32)
+        return cached
 
 
 @attrs.frozen
@@ -179,14 +178,22 @@ def run_filters(
     state: SeccompState, nr: int, args: Sequence[int], ip: int = 0, arch: int = AUDIT_ARCH_RISCV32
 ) -> Decision:
     """seccomp_run_filters: every filter runs; the highest-precedence action wins."""
-    data = seccomp_data(nr, args, ip, arch)
+    # struct seccomp_data is packed only when a filter has to read it: on the common path every
+    # filter's verdict for ``nr`` is remembered (constant) and the system call costs no packing.
+    data: bytes | None = None
     best = SECCOMP_RET_ALLOW
     best_key = _signed(SECCOMP_RET_ALLOW)
     winner_log = False
     insns = 0
     native = arch == AUDIT_ARCH_RISCV32
+    nr32 = nr & 0xFFFFFFFF
     for f in state.filters:
-        ret, n = f.run(nr & 0xFFFFFFFF, data) if native else bpf.run(f.prog, data)
+        result = f.constant(nr32) if native else None
+        if result is None:
+            if data is None:
+                data = seccomp_data(nr, args, ip, arch)
+            result = bpf.run(f.prog, data)
+        ret, n = result
         insns += n
         key = _signed(action_of(ret))
         if key < best_key:

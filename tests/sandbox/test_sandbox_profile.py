@@ -6,8 +6,8 @@ import json
 
 import pytest
 from sandbox_util import kernel
+from virtlevels_sandbox import bpf, rv32names
 from virtlevels_sandbox import profile as prof
-from virtlevels_sandbox import rv32names
 from virtlevels_sandbox import seccomp as sec
 from virtlevels_sandbox.sandbox import SandboxSpec, spawn_sandboxed
 
@@ -314,3 +314,21 @@ def test_oci_linux_seccomp_object_compiles():
     assert cp.decide(rv32names.SYSCALLS["getcwd"]) == sec.SECCOMP_RET_ERRNO | 2
     explained = {row[0]: row for row in cp.explain()}
     assert explained["getcwd"][2] == "denied (ERRNO(2))" and explained["read"][2] == "allowed"
+
+
+def test_remembered_verdicts_equal_the_interpreters_results_and_counts() -> None:
+    # The per-number verdict cache is a simulator shortcut: for every system call number (and
+    # arguments that select either branch of docker-default's argument rules, e.g. personality
+    # and clone) it must give the interpreter's result and instruction count.
+    doc, src = prof.load_json("docker-default")
+    cp = prof.compile_profile(doc, source=src)
+    state = cp.state()
+    remembered = 0
+    for nr in [*sorted(rv32names.NAMES), 999, 0xFFFFFFFF]:
+        for args in ((), (0, 0, 0), (0xFFFFFFFF, 1, 2), (8, 0x7E020000)):
+            want = bpf.run(cp.program, sec.seccomp_data(nr, args))
+            for _ in range(2):  # the second run is served from the cache when the verdict is constant
+                d = sec.run_filters(state, nr, args)
+                assert (d.ret, d.insns) == want, (nr, args)
+        remembered += state.filters[0].cache.get(nr) is not None
+    assert 0 < remembered < len(rv32names.NAMES)  # both paths were exercised

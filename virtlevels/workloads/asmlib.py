@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 
+from virtlevels.kernel.signals import SIGCHLD
 from virtlevels.kernel.syscalls import net as _net
 from virtlevels.kernel.syscalls import numbers as _nr
 from virtlevels.machine.asm import assemble
@@ -142,6 +143,25 @@ EXIT_0 = """
     li    a0, 0
     li    a7, SYS_exit_group
     ecall
+"""
+
+#: fork() as glibc makes it: clone(SIGCHLD, 0, 0, 0, 0) (clone(2)); a0 = child pid, 0 or -errno.
+FORK = f"""
+    li    a0, {SIGCHLD}
+    li    a1, 0
+    li    a2, 0
+    li    a3, 0
+    li    a4, 0
+    li    a7, SYS_clone
+    ecall
+"""
+
+
+def exit_or_fail(code_reg: str = "s11") -> str:
+    """``EXIT_0``, then the ``fail`` label: ``vl_fail`` with the exit code held in ``code_reg``."""
+    return f"""{EXIT_0}fail:
+    mv    a0, {code_reg}
+    call  vl_fail
 """
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from virtlevels.kernel.vfs.constants import AT_FDCWD, O_CREAT, O_RDWR, O_TRUNC, SEEK_SET
-from virtlevels.workloads.asmlib import EXIT_0, asciz, build_elf
+from virtlevels.workloads.asmlib import asciz, build_elf, exit_or_fail
 from virtlevels.workloads.image import IntParam, WorkloadImage, check_params
 
 PARAMS = {"kib": IntParam(8, 1, 65536, "KiB written then read back")}
@@ -140,11 +140,7 @@ _start:
     la    a0, nl
     call  vl_cat
     call  vl_flush
-{EXIT_0}
-fail:
-    mv    a0, t0
-    call  vl_fail
-
+{exit_or_fail("t0")}
     .rodata
 {asciz("dir", "/tmp")}
 {asciz("path", PATH)}

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from virtlevels.kernel.signals import SIGCHLD
-from virtlevels.workloads.asmlib import EXIT_0, asciz, build_elf
+from virtlevels.workloads.asmlib import FORK, asciz, build_elf, exit_or_fail
 from virtlevels.workloads.image import IntParam, WorkloadImage, check_params
 
 PARAMS = {"children": IntParam(16, 1, 100_000, "children forked and reaped, one at a time")}
@@ -22,13 +21,7 @@ def source(children: int) -> str:
     .equ CHILDREN, {children}
 _start:
     li    s0, 0                        # i
-1:  li    a0, {SIGCHLD}                # clone(SIGCHLD, 0, 0, 0, 0) = fork()
-    li    a1, 0
-    li    a2, 0
-    li    a3, 0
-    li    a4, 0
-    li    a7, SYS_clone
-    ecall
+1:{FORK}
     li    s11, 1
     bltz  a0, fail
     bnez  a0, 2f
@@ -62,11 +55,7 @@ _start:
     la    a0, msg1
     call  vl_cat
     call  vl_flush
-{EXIT_0}
-fail:
-    mv    a0, s11
-    call  vl_fail
-
+{exit_or_fail()}
     .rodata
 {asciz("msg0", "forkwait: ")}
 {asciz("msg1", " children forked and reaped" + chr(10))}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from virtlevels.kernel.mm import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
-from virtlevels.workloads.asmlib import EXIT_0, asciz, build_elf
+from virtlevels.workloads.asmlib import asciz, build_elf, exit_or_fail
 from virtlevels.workloads.image import IntParam, WorkloadImage, check_params
 
 PARAMS = {"pages": IntParam(64, 1, 1 << 18, "4 KiB pages mapped and touched")}
@@ -93,11 +93,7 @@ _start:
     la    a0, nl
     call  vl_cat
     call  vl_flush
-{EXIT_0}
-fail:
-    mv    a0, s11
-    call  vl_fail
-
+{exit_or_fail()}
     .rodata
 {asciz("msg0", "memory: ")}
 {asciz("msg1", " pages touched sum=0x")}

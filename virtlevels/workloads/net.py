@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from virtlevels.kernel.signals import SIGCHLD
 from virtlevels.kernel.syscalls.net import AF_INET, SOCK_DGRAM
-from virtlevels.workloads.asmlib import EXIT_0, asciz, build_elf
+from virtlevels.workloads.asmlib import FORK, asciz, build_elf, exit_or_fail
 from virtlevels.workloads.image import IntParam, WorkloadImage, check_params
 
 PARAMS = {
@@ -52,13 +51,7 @@ _start:
     ecall
     li    s11, 2
     bnez  a0, fail
-    li    a0, {SIGCHLD}                # fork()
-    li    a1, 0
-    li    a2, 0
-    li    a3, 0
-    li    a4, 0
-    li    a7, SYS_clone
-    ecall
+{FORK}
     li    s11, 3
     bltz  a0, fail
     beqz  a0, child
@@ -141,11 +134,7 @@ _start:
     la    a0, msg2
     call  vl_cat
     call  vl_flush
-{EXIT_0}
-fail:
-    mv    a0, s11
-    call  vl_fail
-
+{exit_or_fail()}
 child:                                 # echo PINGS datagrams back to their senders
     li    s3, 0
 1:  li    t0, 16
