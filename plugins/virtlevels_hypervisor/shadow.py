@@ -34,7 +34,7 @@ import attrs
 
 from virtlevels.machine.csr import MSTATUS_MXR, MSTATUS_SUM, SATP_ASID_MASK, SATP_ASID_SHIFT, SATP_MODE
 from virtlevels.machine.memory import PAGE_SHIFT, PAGE_SIZE
-from virtlevels.machine.mmu import PTE_A, PTE_D, PTE_R, PTE_U, PTE_V, PTE_W, PTE_X
+from virtlevels.machine.mmu import PTE_A, PTE_D, PTE_R, PTE_U, PTE_V, PTE_W, PTE_X, check_permission
 from virtlevels.machine.trap import ACCESS_FAULT_CAUSE, FETCH, PAGE_FAULT_CAUSE, STORE, Trap
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -183,7 +183,7 @@ class ShadowMmu:
             if level < 0:
                 raise Trap(fault, va)
             a = (pte >> 10) << PAGE_SHIFT
-        check_perm(pte, va, access, vpriv, mstatus)  # step 5
+        check_permission(pte, va, access, vpriv, mstatus)  # step 5, the machine's own check
         ppn = pte >> 10
         if level and ppn & 0x3FF:  # step 6: a misaligned megapage
             raise Trap(fault, va)
@@ -333,19 +333,3 @@ class ShadowMmu:
         }
 
 
-def check_perm(pte: int, va: int, access: int, priv: int, mstatus: int) -> None:
-    """Priv 4.3.2 step 5 with 4.3.1's U/SUM/MXR rules, for the guest's privilege; raises Trap."""
-    if access == FETCH:
-        ok = bool(pte & PTE_X) and (bool(pte & PTE_U) if priv == U_MODE else not pte & PTE_U)
-    else:
-        if access == STORE:
-            ok = bool(pte & PTE_W)
-        else:
-            ok = bool(pte & PTE_R or (mstatus & MSTATUS_MXR and pte & PTE_X))
-        if ok:
-            if priv == U_MODE:
-                ok = bool(pte & PTE_U)
-            elif pte & PTE_U:
-                ok = bool(mstatus & MSTATUS_SUM)
-    if not ok:
-        raise Trap(PAGE_FAULT_CAUSE[access], va)

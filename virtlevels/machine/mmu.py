@@ -88,6 +88,26 @@ class TlbEntry:
     gperm: int = -1  # guest entries: G-stage leaf bits 7:0, -1 when hgatp is Bare
 
 
+
+def check_permission(perm: int, va: int, access: int, priv: int, mstatus: int) -> None:
+    """Priv 4.3.2 step 5 (with 4.3.1's U, SUM and MXR rules): raise a page fault if ``perm`` (a
+    leaf PTE's bits) does not allow ``access`` at ``priv``. Shared by the MMU and by software that
+    walks guest page tables (a VMM's shadow tables)."""
+    if access == FETCH:
+        ok = perm & PTE_X and (perm & PTE_U if priv == U_MODE else not perm & PTE_U)
+    else:
+        if access == STORE:
+            ok = bool(perm & PTE_W)
+        else:  # MXR makes executable pages readable (Priv 3.1.6.3)
+            ok = bool(perm & PTE_R or (mstatus & MSTATUS_MXR and perm & PTE_X))
+        if ok:
+            if priv == U_MODE:
+                ok = bool(perm & PTE_U)
+            elif perm & PTE_U:  # S-mode touches U pages only with SUM (Priv 4.3.1)
+                ok = bool(mstatus & MSTATUS_SUM)
+    if not ok:
+        raise Trap(PAGE_FAULT_CAUSE[access], va)
+
 @attrs.define(eq=False)
 class Mmu:
     """The Sv32 page-table walker and TLB of one hart."""
@@ -125,21 +145,7 @@ class Mmu:
         return (entry.ppn << 12) | (va & 0xFFF)
 
     def _check(self, perm: int, va: int, access: int, priv: int, mstatus: int) -> None:
-        """Priv 4.3.2 step 5 (with 4.3.1's U, SUM and MXR rules): raise a page fault if not allowed."""
-        if access == FETCH:
-            ok = perm & PTE_X and (perm & PTE_U if priv == U_MODE else not perm & PTE_U)
-        else:
-            if access == STORE:
-                ok = bool(perm & PTE_W)
-            else:  # MXR makes executable pages readable (Priv 3.1.6.3)
-                ok = bool(perm & PTE_R or (mstatus & MSTATUS_MXR and perm & PTE_X))
-            if ok:
-                if priv == U_MODE:
-                    ok = bool(perm & PTE_U)
-                elif perm & PTE_U:  # S-mode touches U pages only with SUM (Priv 4.3.1)
-                    ok = bool(mstatus & MSTATUS_SUM)
-        if not ok:
-            raise Trap(PAGE_FAULT_CAUSE[access], va)
+        check_permission(perm, va, access, priv, mstatus)
 
     def _read_pte(self, pte_addr: int, access: int, va: int) -> int:
         # Step 2: a PTE outside RAM is an access fault of the original access type.
