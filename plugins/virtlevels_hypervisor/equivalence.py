@@ -21,12 +21,9 @@ from typing import Any
 import attrs
 
 from virtlevels.errors import ConfigError
-from virtlevels.machine.devices.finisher import TestFinisher
-from virtlevels.machine.devices.plic import Plic
-from virtlevels.machine.devices.uart import Uart16550
+from virtlevels.machine.board import virt_machine
 from virtlevels.machine.image import Image
 from virtlevels.machine.machine import PhysicalMachine
-from virtlevels.machine.memmap import PLIC_BASE, TEST_FINISHER_BASE, UART_BASE
 from virtlevels.world import World
 from virtlevels_hypervisor.techniques import TECHNIQUES, canonical
 
@@ -92,14 +89,8 @@ def host_machine(
     profile: str = "default",
 ) -> PhysicalMachine:
     """The physical machine a level runs on: the virt board (with the H extension for ``hw``)."""
-    m = PhysicalMachine(
-        ram_size=ram_size, world=world, hypervisor=technique == "hw", isa_extensions=isa_extensions,
-        profile=profile,
-    )
-    m.add_device(PLIC_BASE, Plic())
-    m.add_device(UART_BASE, Uart16550())
-    m.add_device(TEST_FINISHER_BASE, TestFinisher())
-    return m
+    return virt_machine(ram_size=ram_size, world=world, profile=profile, hypervisor=technique == "hw",
+                        isa_extensions=isa_extensions)
 
 
 def observe(

@@ -32,9 +32,13 @@ def virt_machine(
     echo: Callable[[bytes], object] | None = None,
     input_stream: BinaryIO | None = None,
     disk: bytearray | str | Path | None = None,
+    hypervisor: bool = False,
+    isa_extensions: tuple[str, ...] = (),
 ) -> PhysicalMachine:
-    """A machine with PLIC, UART (output captured, and passed to ``echo``), test finisher and disk."""
-    machine = PhysicalMachine(num_harts=num_harts, ram_size=ram_size, profile=profile, world=world)
+    """A machine with PLIC, UART (output captured, and passed to ``echo``), test finisher and disk;
+    ``hypervisor`` gives the harts the H extension, ``isa_extensions`` adds registered ISA extensions."""
+    machine = PhysicalMachine(num_harts=num_harts, ram_size=ram_size, profile=profile, world=world,
+                              hypervisor=hypervisor, isa_extensions=isa_extensions)
     machine.add_device(PLIC_BASE, Plic(num_harts=num_harts))
     machine.add_device(UART_BASE, Uart16550(echo=echo, input_stream=input_stream))
     machine.add_device(TEST_FINISHER_BASE, TestFinisher())
