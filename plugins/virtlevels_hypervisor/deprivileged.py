@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from virtlevels.errors import VirtlevelsError
+from virtlevels.guests.layout import VLP_EID
 from virtlevels.machine.csr import MENVCFGH_STCE, MSTATUS_MPP, STIP
 from virtlevels.machine.hart import M_MODE, S_MODE, U_MODE, Hart, PrivilegedInstructionError
 from virtlevels.machine.memmap import NATIVE_BASE
@@ -45,6 +46,7 @@ from virtlevels_hypervisor.hostswitch import restore_host_state, save_host_state
 from virtlevels_hypervisor.mmio import emulate_mmio
 from virtlevels_hypervisor.sbi import handle_sbi
 from virtlevels_hypervisor.shadow import ShadowMmu, ShadowTable
+from virtlevels_hypervisor.techniques.base import host_hart_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from virtlevels_hypervisor.vm import VirtualMachine
@@ -227,11 +229,7 @@ class DeprivilegedVmm:
 
     def host_hart(self, vcpu: Hart) -> Hart:
         """The host hart ``vcpu`` runs on (hosted: the one the VMM process's CPU uses)."""
-        pick = getattr(self.vm.hv, "host_hart_for", None)
-        if pick is not None:
-            return pick(self.vm, vcpu)  # type: ignore[no-any-return]
-        harts = self.host.harts
-        return harts[vcpu.id % len(harts)]  # type: ignore[no-any-return]
+        return host_hart_for(self.vm, vcpu)
 
     def host_cpu(self, vcpu: Hart) -> HostCpu:
         return self._ctx.cpu(self.host_hart(vcpu))
@@ -469,7 +467,7 @@ class DeprivilegedVmm:
 
     def sbi_call(self, h: Hart, vcpu: Hart, epc: int) -> None:
         vm = self.vm
-        hyper = vcpu.x[17] == _vlp_eid()
+        hyper = vcpu.x[17] == VLP_EID
         self.exit_cost(h, "hypercall" if hyper else "sbi", "hypercall")
         if hyper:
             vm.vstats.hypercalls += 1
@@ -522,7 +520,7 @@ class DeprivilegedVmm:
         cost = 2 * vm.hv_cost("world_switch") + vm.hv_cost("trap_emulate")
         vm.vstats.cycles["world_switch"] += 2 * vm.hv_cost("world_switch")
         vm.vstats.cycles["hypervisor"] += vm.hv_cost("trap_emulate")
-        host_hart = self.host.harts[vcpu.id % len(self.host.harts)]
+        host_hart = self.host_hart(vcpu)  # hosted: the hart the VMM process's CPU uses
         host_hart.charge("vmm_trap", cost)
         vcpu.charge("vmm_trap", cost)
         if word & 0xFE007FFF == 0x12000073:  # sfence.vma rs1, rs2 (Priv 4.2.1)
@@ -535,7 +533,7 @@ class DeprivilegedVmm:
             if va is None:
                 sm.drop(sh)
             else:
-                sm._clear(sh, va >> 12) if (va >> 12) in sh.maps else None
+                sm._clear(sh, va >> 12)  # a no-op where the page is not mapped
 
 
 def _forward_guest_work(h: Hart, cycles: int) -> None:
@@ -545,12 +543,6 @@ def _forward_guest_work(h: Hart, cycles: int) -> None:
     vmm = getattr(getattr(h.machine, "technique", None), "vmm", None)
     if isinstance(vmm, DeprivilegedVmm) and vmm.vm is h.machine:
         vmm.charge(vmm.host_cpu(h).hart, "guest_kernel", cycles)
-
-
-def _vlp_eid() -> int:
-    from virtlevels.guests.layout import VLP_EID
-
-    return VLP_EID
 
 
 __all__ = ["EXIT_REASONS", "DeprivilegedVmm", "HostContext", "VmmError", "host_context", "STIP"]

@@ -17,11 +17,6 @@ M32 = 0xFFFFFFFF
 OP_LOAD, OP_STORE = 0x03, 0x23
 
 
-def is_device(vm: VirtualMachine, gpa: int) -> bool:
-    """Whether ``gpa`` is one of the VM's virtual device registers."""
-    return vm.bus.find(gpa, 1) is not None
-
-
 def emulate_mmio(vm: VirtualMachine, x: list[int], word: int, gpa: int) -> bool:
     """Perform the load or store ``word`` at guest-physical ``gpa`` on the VM's bus, with the
     registers ``x``. False if ``word`` is not a load/store or ``gpa`` is no device (the caller then

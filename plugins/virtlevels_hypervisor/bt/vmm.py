@@ -61,19 +61,21 @@ from virtlevels_hypervisor.bt.translator import (
     translate_block,
 )
 from virtlevels_hypervisor.deprivileged import (
+    CAUSE_ECALL_U,
+    PAGE_FAULTS,
+    SCAUSE,
     SEPC,
     VMM_TRAP_ENTRY,
     VPC,
     DeprivilegedVmm,
     HostCpu,
     VmmError,
+    host_context,
 )
 from virtlevels_hypervisor.shadow import ShadowTable
 
 M32 = 0xFFFFFFFF
-CAUSE_ECALL_U = 8
 CAUSE_FETCH_PF, CAUSE_LOAD_PF, CAUSE_STORE_PF = 12, 13, 15
-SCAUSE = 0x142
 #: A pending exit the native entry already handled (the vCPU's pc is in the exit's tval).
 HANDLED = -1
 HOLE_SIZE = 4 << 20  # the 4 MiB megapage slot at TC_BASE is the monitor's; the guest must not use it
@@ -272,9 +274,8 @@ class BtVmm(DeprivilegedVmm):
             self._set_hint(gpc, epc)
             return
         if cause in (CAUSE_LOAD_PF, CAUSE_STORE_PF) and TC_BASE <= tval < TC_BASE + HOLE_SIZE:
-            access = 1 if cause == CAUSE_LOAD_PF else 2
             try:
-                self._hole_access(vcpu, tval, access)
+                self._hole_access(vcpu, tval, PAGE_FAULTS[cause])
             except Trap as fault:
                 self.reflect(h, vcpu, fault.cause, fault.tval)
             return
@@ -296,11 +297,10 @@ class BtVmm(DeprivilegedVmm):
         t, co = entry
         vm = self.vm
         self._count(co)
+        vm.vstats.callouts += 1
         if co.kind == EMULATE and co.name == "ecall":
-            vm.vstats.callouts += 1
             self.sbi_call(h, vcpu, co.gpc)  # the guest's SBI call: the VMM is its firmware
             return
-        vm.vstats.callouts += 1
         vm.vstats.exits["callout"] += 1
         self.charge(h, "hypervisor", vm.hv_cost("bt_callout"))
         x = vcpu.x
@@ -309,13 +309,12 @@ class BtVmm(DeprivilegedVmm):
                 self._set_hint(vcpu.pc, epc + 4)  # go on in the cache right after the callout
             return
         if co.kind == JALR:
-            f = self.table.lookup(co.word).fields(co.word)  # type: ignore[union-attr]
-            target = (x[f.rs1] + f.imm) & M32 & ~1  # Unpriv 2.5: the lowest bit is cleared
+            target, rd = self._jalr(co, x)
             if target & 3:
                 vcpu.take_trap(INSTRUCTION_ADDRESS_MISALIGNED, target)  # rd is not written
                 return
-            if f.rd:
-                x[f.rd] = (co.gpc + 4) & M32
+            if rd:
+                x[rd] = (co.gpc + 4) & M32
             vcpu.pc = target
         elif co.kind in (EXIT, STALE):
             vcpu.pc = co.gpc
@@ -359,15 +358,14 @@ class BtVmm(DeprivilegedVmm):
                 return True
             self._handled(c, epc, vcpu.pc)  # anything else: through the run loop, already done
         if co.kind == JALR:
-            f = self.table.lookup(co.word).fields(co.word)  # type: ignore[union-attr]
-            target = (x[f.rs1] + f.imm) & M32 & ~1  # Unpriv 2.5: the lowest bit is cleared
+            target, rd = self._jalr(co, x)
             if target & 3:
                 vcpu.x[:] = x
                 vcpu.pc = co.gpc
                 vcpu.take_trap(INSTRUCTION_ADDRESS_MISALIGNED, target)  # rd is not written
                 self._handled(c, epc, vcpu.pc)
-            if f.rd:
-                x[f.rd] = (co.gpc + 4) & M32
+            if rd:
+                x[rd] = (co.gpc + 4) & M32
         else:
             target = co.gpc
         try:
@@ -381,6 +379,11 @@ class BtVmm(DeprivilegedVmm):
             self.chained += 1
         self._resume(h, nxt.tc)
         return True
+
+    def _jalr(self, co: Callout, x: list[int]) -> tuple[int, int]:
+        """The guest target of the ``jalr`` callout ``co`` with registers ``x``, and its rd."""
+        f = self.table.lookup(co.word).fields(co.word)  # type: ignore[union-attr]
+        return (x[f.rs1] + f.imm) & M32 & ~1, f.rd  # Unpriv 2.5: the lowest bit is cleared
 
     def _emulate_callout(self, vcpu: Hart, co: Callout, t: Translation) -> bool:
         """Emulate the callout's word on the vCPU (its pc is the word's guest pc); True when the
@@ -444,8 +447,6 @@ def _install_fast_entry(host: Any) -> None:
     generic = entries.get(VMM_TRAP_ENTRY)
     if generic is None or getattr(generic, "bt_fast_path", False):
         return
-    from virtlevels_hypervisor.deprivileged import host_context
-
     ctx = host_context(host)
 
     def entry(h: Hart) -> None:

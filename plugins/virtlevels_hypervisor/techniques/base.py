@@ -121,6 +121,16 @@ def load_kernel(vm: VirtualMachine, image: Image, entry: int = KERNEL_BASE) -> N
     hsm_boot(vm, boot_hart=0)
 
 
+def host_hart_for(vm: VirtualMachine, vcpu: Hart) -> Hart:
+    """The host hart ``vcpu`` runs on: the hypervisor's choice (hosted: the CPU the VMM process
+    is on), else host hart ``vcpu.id mod len(host.harts)``."""
+    pick = getattr(vm.hv, "host_hart_for", None)
+    if pick is not None:
+        return pick(vm, vcpu)  # type: ignore[no-any-return]
+    harts = vm.host.harts
+    return harts[vcpu.id % len(harts)]  # type: ignore[no-any-return]
+
+
 def result_from_vm(vm: VirtualMachine, status: str, start_now: int, retired0: int) -> RunResult:
     """A RunResult for a VM run: guest instructions, cycles on the shared clock, the VM's breakdown."""
     exit_code = vm.exit_code if status in ("pass", "fail") else None

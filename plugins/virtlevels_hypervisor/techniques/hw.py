@@ -71,7 +71,7 @@ from virtlevels_hypervisor.hostswitch import restore_host_state, save_host_state
 from virtlevels_hypervisor.hw_gstage import GStage, build_gstage, free_gstage, map_guest_page
 from virtlevels_hypervisor.mmio import emulate_mmio
 from virtlevels_hypervisor.sbi import console, handle_sbi
-from virtlevels_hypervisor.techniques.base import TechniqueBase, result_from_vm
+from virtlevels_hypervisor.techniques.base import TechniqueBase, host_hart_for, result_from_vm
 
 if TYPE_CHECKING:  # pragma: no cover
     from virtlevels_hypervisor.vm import VirtualMachine
@@ -307,13 +307,6 @@ class HwTechnique(TechniqueBase):
         self._vs_dirty.add(vcpu.id)
 
     # -- running ----------------------------------------------------------------------------------
-    def _host_hart(self, vm: VirtualMachine, vcpu: Hart) -> Hart:
-        pick = getattr(vm.hv, "host_hart_for", None)
-        if pick is not None:
-            return pick(vm, vcpu)  # type: ignore[no-any-return]  # hosted: the VMM process's CPU
-        harts = vm.host.harts
-        return harts[vcpu.id % len(harts)]  # type: ignore[no-any-return]
-
     def run(self, vm: VirtualMachine, max_instructions: int | None, engine: str) -> RunResult:
         """Run the VM's vCPUs on the host's harts until the guest exits, ``max_instructions`` guest
         instructions ran, or every vCPU waits with nothing to wake it."""
@@ -408,7 +401,7 @@ class HwTechnique(TechniqueBase):
             if not vcpu.interrupt_waiting():
                 return 0
         vcpu.wfi = False
-        return self._run_vcpu(vm, vcpu, self._host_hart(vm, vcpu), max_cycles, engine)
+        return self._run_vcpu(vm, vcpu, host_hart_for(vm, vcpu), max_cycles, engine)
 
     def _run_vcpu(self, vm: VirtualMachine, vcpu: Hart, h: Hart, budget: int, engine: str) -> int:
         hs = self.hs
@@ -809,10 +802,9 @@ class HwTechnique(TechniqueBase):
             st.exits["privileged" if vcpu.priv == M_MODE else "virtual_instruction"] += 1
             cost = vm.hv_cost("exit_hw") + 2 * vm.hv_cost("world_switch")
             vcpu.charge("vmm_hw", cost)
-            st.cycles["hypervisor"] += vm.hv_cost("exit_hw")
+            st.cycles["hypervisor"] += vm.hv_cost("exit_hw") + own  # the exit, then emulating it
             st.cycles["world_switch"] += 2 * vm.hv_cost("world_switch")
             st.emulated_instructions += 1
-            st.cycles["hypervisor"] += own
             return
         st.direct_instructions += 1
         st.cycles["guest_kernel"] += own
