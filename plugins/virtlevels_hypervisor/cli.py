@@ -10,8 +10,9 @@ from typing import Any
 from virtlevels.errors import ConfigError
 from virtlevels.machine.image import Image
 from virtlevels.registry import Command
+from virtlevels_hypervisor.techniques import TECHNIQUES
 
-TECHNIQUE_CHOICES = ("emulate", "trap", "bt", "pv", "hw")
+TECHNIQUE_CHOICES = tuple(TECHNIQUES)
 
 
 def load_guest(spec: str, technique: str | None = None, timer_interval: int | None = None) -> Image:
@@ -139,15 +140,14 @@ def _vm_check(args: argparse.Namespace) -> int:
     from virtlevels_hypervisor.equivalence import Level, all_levels, check
 
     levels = all_levels() if args.levels is None else [Level.parse(s) for s in args.levels.split(",") if s]
-    images: dict[bool, Image] = {}
     results = []
     # The paravirtual technique runs the paravirtual build of teachos; the others the native one.
     for pv in (False, True):
         chosen = [lv for lv in levels if (lv.technique == "pv") == pv]
         if not chosen:
             continue
-        images[pv] = load_guest(args.kernel, "pv" if pv else None)
-        results.append(check(images[pv], chosen, limit=args.max_instructions, isa_extensions=tuple(args.isa)))
+        image = load_guest(args.kernel, "pv" if pv else None)
+        results.append(check(image, chosen, limit=args.max_instructions, isa_extensions=tuple(args.isa)))
     ok = all(all(r.equivalent.values()) for r in results)
     if args.json:
         out: dict[str, Any] = {"equivalent": ok, "levels": {}}
@@ -172,7 +172,7 @@ def _vm_microbench(args: argparse.Namespace) -> int:
     from virtlevels.cost import load_profile
     from virtlevels_hypervisor.microbench.build import BENCHMARKS
     from virtlevels_hypervisor.microbench.runner import run_columns
-    from virtlevels_hypervisor.microbench.table import direction_checks, markdown_table
+    from virtlevels_hypervisor.microbench.table import results_doc, table_report
 
     if args.iterations < 1:
         raise ConfigError(f"--iterations must be at least 1, got {args.iterations}")
@@ -183,15 +183,9 @@ def _vm_microbench(args: argparse.Namespace) -> int:
         iterations=args.iterations, subtract_loop=not args.raw,
     )
     if args.json:
-        doc = {"profile": args.profile, "iterations": args.iterations,
-               "columns": {c: {n: r.to_dict() for n, r in rows.items()} for c, rows in results.items()}}
-        print(json.dumps(doc, indent=2, sort_keys=True))
-        return 0
-    print(markdown_table(results, paper=True, raw=args.raw))
-    checks = direction_checks(results)
-    if checks:
-        print()
-        print("\n".join(checks))
+        print(json.dumps(results_doc(results, args.profile, args.iterations), indent=2, sort_keys=True))
+    else:
+        print(table_report(results, paper=True, raw=args.raw))
     return 0
 
 
@@ -200,7 +194,7 @@ def _vm_domain(args: argparse.Namespace) -> int:
 
     from virtlevels.machine.cli import exit_status
     from virtlevels.world import World
-    from virtlevels_hypervisor.domain import Domain, load_spec
+    from virtlevels_hypervisor.domain import Domain, host_machine_for, load_spec
 
     world = World(entry_points=False)
     if args.vm_command == "define":
@@ -222,8 +216,9 @@ def _vm_domain(args: argparse.Namespace) -> int:
         from virtlevels_hypervisor.migration import migrate
 
         dom.run(args.after)
-        dest = Hypervisor(dom.hypervisor.host.__class__(ram_size=dom.hypervisor.host.ram_size, world=world,
-                                                        hypervisor=dom.hypervisor.host.hypervisor))
+        # The destination: a second machine built as the domain's own (same harts, RAM, profile).
+        dest_host = host_machine_for(world, spec, f"{spec.name}-dest")
+        dest = Hypervisor(dest_host, world, name=f"{spec.name}-dest-hv")
         report = migrate(dom, dest, dirty_threshold=args.dirty_threshold, max_rounds=args.max_rounds)
         result = dom.run(None)
         if not args.json:

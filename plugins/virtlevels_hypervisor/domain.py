@@ -254,7 +254,7 @@ class DomainSpec:
                     )
             raise ConfigError(f"{where(parts)}: {_schema_message(err)}")
 
-        def path_of(value: str, parts: Sequence[str | int]) -> str:
+        def path_of(value: str) -> str:
             p = Path(value).expanduser()
             if not p.is_absolute() and base_dir is not None:
                 p = base_dir / p
@@ -276,7 +276,7 @@ class DomainSpec:
         disk: DiskSpec | None = None
         raw_disk = doc.get("disk")
         if isinstance(raw_disk, str):
-            disk = DiskSpec(path=path_of(raw_disk, ["disk"]))
+            disk = DiskSpec(path=path_of(raw_disk))
         elif isinstance(raw_disk, Mapping):
             size = None if "size" not in raw_disk else parse_size(raw_disk["size"], where(["disk", "size"]))
             if size is not None and size % 512:
@@ -289,7 +289,7 @@ class DomainSpec:
                     f"{where(['disk'])}: 'path' and 'size' exclude each other (a file has its size)"
                 )
             disk = DiskSpec(
-                path=None if dpath is None else path_of(dpath, ["disk", "path"]),
+                path=None if dpath is None else path_of(dpath),
                 size=size,
                 readonly=bool(raw_disk.get("readonly", False)),
             )
@@ -347,7 +347,7 @@ def _schema_message(err: ValidationError) -> str:
 
 
 def _kernel_spec(
-    raw: Any, where: Callable[[Sequence[str | int]], str], path_of: Callable[[str, Sequence[str | int]], str]
+    raw: Any, where: Callable[[Sequence[str | int]], str], path_of: Callable[[str], str]
 ) -> KernelSpec:
     if isinstance(raw, list):
         if not raw:
@@ -358,7 +358,7 @@ def _kernel_spec(
             return KernelSpec("teachos", ("hello", "counter", "counter"))
         if raw == "python-kernel":
             return KernelSpec("python-kernel", ())
-        path = path_of(raw, ["kernel"])
+        path = path_of(raw)
         if not Path(path).is_file():
             raise ConfigError(
                 f"{where(['kernel'])}: {raw!r} is neither 'teachos', 'python-kernel' nor an existing ELF file"
@@ -368,7 +368,7 @@ def _kernel_spec(
     if kind == "elf":
         if "path" not in raw:
             raise ConfigError(f"{where(['kernel'])}: an ELF kernel needs 'path'")
-        path = path_of(raw["path"], ["kernel", "path"])
+        path = path_of(raw["path"])
         if not Path(path).is_file():
             raise ConfigError(f"{where(['kernel', 'path'])}: ELF file {path} does not exist")
         extra = sorted(set(raw) - {"type", "path"})
@@ -396,7 +396,7 @@ def _kernel_spec(
             )
     return KernelSpec(
         "teachos",
-        tuple(path_of(p, ["kernel", "programs"]) if p.endswith(".S") else p for p in programs),
+        tuple(path_of(p) if p.endswith(".S") else p for p in programs),
         timer_interval=raw.get("timer_interval"),
         paravirt=raw.get("paravirt"),
     )
@@ -552,7 +552,6 @@ class Domain:
         It runs on ``hypervisor``; else on a new Hypervisor on ``host`` (a Machine); else on a new
         PhysicalMachine of its own, sized for it (the domain then owns it and removes it on destroy).
         """
-        from virtlevels.machine.machine import PhysicalMachine
         from virtlevels_hypervisor.hypervisor import Hypervisor
 
         spec = spec_from(spec)
@@ -568,14 +567,7 @@ class Domain:
         if hypervisor is None:
             if host is None:
                 owns = True
-                host = PhysicalMachine(
-                    num_harts=spec.vcpus,
-                    ram_size=spec.memory + 16 * MIB,  # the VM + the hypervisor's reserve and frames
-                    profile=spec.profile or "default",
-                    world=world,
-                    hypervisor=spec.technique == "hw",  # the H extension, for hardware assistance
-                    name=f"{spec.name}-host",
-                )
+                host = host_machine_for(world, spec)
             try:
                 hypervisor = Hypervisor(host, world, mode=spec.mode, name=f"{spec.name}-hv")
             except BaseException:
@@ -677,6 +669,10 @@ class Domain:
             self.kernel = None
             self._free_vm(vm)
             raise
+        self._started(vm)
+
+    def _started(self, vm: VirtualMachine) -> None:
+        """The domain runs ``vm`` (a fresh boot or a restore): the last run's results go."""
         self.vm = vm
         self.exit_code = None
         self.output = ""
@@ -693,7 +689,8 @@ class Domain:
             vm.load(image)
 
     def _resync_clock(self, vm: VirtualMachine) -> None:
-        """The vCPUs' cycle counters and the CLINT's timers after ``time_shift`` changed."""
+        """Re-arm the CLINT's timers at guest time after ``time_shift`` changed (callers move the
+        vCPUs' ``cycle_offset`` themselves)."""
         if vm.clint is not None:
             vm.clint.restore(vm.clint.snapshot())  # re-arms its timer events at the guest's time
 
@@ -858,17 +855,7 @@ class Domain:
         for hs in state["harts"]:
             hs["cycle_offset"] = int(hs["cycle_offset"]) + shift
         # The VMM's counters are the VM's too (a restored VM reports what the saved one did).
-        vs = vm.vstats
-        state["vm"]["vstats"] = {
-            "direct_instructions": vs.direct_instructions,
-            "emulated_instructions": vs.emulated_instructions,
-            "translated_instructions": vs.translated_instructions,
-            "callouts": vs.callouts,
-            "hypercalls": vs.hypercalls,
-            "shadow_updates": vs.shadow_updates,
-            "exits": dict(sorted(vs.exits.items())),
-            "cycles": dict(sorted(vs.cycles.items())),
-        }
+        state["vm"]["vstats"] = vm.vstats.state()
         return state
 
     def snapshot_state(self) -> dict[str, Any]:
@@ -945,10 +932,7 @@ class Domain:
         except BaseException:
             self._free_vm(vm)
             raise
-        self.vm = vm
-        self.exit_code = None
-        self.output = ""
-        self.lifecycle.apply("start")
+        self._started(vm)
 
     def _apply_machine_state(self, vm: VirtualMachine, mstate: dict[str, Any]) -> None:
         """Load guest-time machine state into ``vm``, choosing the shift that continues its clock."""
@@ -968,16 +952,7 @@ class Domain:
             raise
         vs = state.get("vm", {}).get("vstats")
         if vs is not None:
-            from collections import Counter
-
-            st = vm.vstats
-            for key in (
-                "direct_instructions", "emulated_instructions", "translated_instructions",
-                "callouts", "hypercalls", "shadow_updates",
-            ):  # fmt: skip
-                setattr(st, key, int(vs[key]))
-            st.exits = Counter({str(k): int(v) for k, v in vs["exits"].items()})
-            st.cycles = Counter({str(k): int(v) for k, v in vs["cycles"].items()})
+            vm.vstats.load_state(vs)
 
     @classmethod
     def from_snapshot(
@@ -995,9 +970,6 @@ class Domain:
             dom.destroy()
             raise
         return dom
-
-    def page_count(self) -> int:
-        return self.spec.memory >> PAGE_SHIFT
 
 
 def _decode_domain(data: bytes) -> dict[str, Any]:
@@ -1029,22 +1001,28 @@ def decode_plain(data: bytes) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
+def host_machine_for(world: World, spec: DomainSpec, name: str | None = None) -> Any:
+    """A physical machine sized for ``spec``'s guest (a domain's own host, a migration target)."""
+    from virtlevels.machine.machine import PhysicalMachine
+
+    return PhysicalMachine(
+        num_harts=spec.vcpus,
+        ram_size=spec.memory + 16 * MIB,  # the VM + the hypervisor's reserve and frames
+        profile=spec.profile or "default",
+        world=world,
+        hypervisor=spec.technique == "hw",  # the H extension, for hardware assistance
+        name=name or f"{spec.name}-host",
+    )
+
+
 def _drop_machine(world: World, machine: Any) -> None:
-    node = getattr(machine, "node_id", None)
-    g = world.graph.g
-    if node is None or node not in g:
-        return
-    doomed = [n for n in g.predecessors(node) if g.nodes[n].get("kind") in ("hart", "memory", "device")]
-    for n in [*doomed, node]:
-        if n in g:
-            world.graph.remove(n)
+    from virtlevels_hypervisor.hypervisor import drop_machine_nodes
+
+    drop_machine_nodes(world, machine)
 
 
 def _drop_hypervisor(world: World, hv: Hypervisor) -> None:
-    for vm in list(hv.vms):
-        hv.destroy_vm(vm)
-    if hv.node_id is not None and hv.node_id in world.graph.g:
-        world.graph.remove(hv.node_id)
+    hv.close()
     _drop_machine(world, hv.host)
 
 

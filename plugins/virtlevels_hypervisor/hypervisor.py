@@ -163,7 +163,7 @@ class Hypervisor:
         except BaseException:
             release()
             if self.world is not None and vm is not None:
-                _drop_nodes(self.world, vm)
+                drop_machine_nodes(self.world, vm)
             raise
         self._allocations[id(vm)] = release
         self.vms.append(vm)
@@ -191,7 +191,7 @@ class Hypervisor:
         release()
         self.vms.remove(vm)
         if self.world is not None:
-            _drop_nodes(self.world, vm)
+            drop_machine_nodes(self.world, vm)
 
     def _allocate_ram(self, npages: int) -> tuple[Callable[[int], int], Callable[[], None]]:
         """Host frames for ``npages`` of guest RAM: (guest page index -> host ppn, release).
@@ -213,6 +213,14 @@ class Hypervisor:
             self.pool.release(first, npages)
 
         return _contiguous(first), release
+
+    def close(self) -> None:
+        """Destroy every VM and remove the hypervisor's graph node (the host machine stays)."""
+        for vm in list(self.vms):
+            self.destroy_vm(vm)
+        world = self.world
+        if world is not None and self.node_id is not None and self.node_id in world.graph.g:
+            world.graph.remove(self.node_id)
 
     # -- frames for the VMM's own structures ----------------------------------------------------
     def alloc_frame(self) -> int:
@@ -245,12 +253,14 @@ def _host_memory_node(world: World, host: Any) -> str | None:
     return None
 
 
-def _drop_nodes(world: World, vm: Any) -> None:
-    node = getattr(vm, "node_id", None)
+def drop_machine_nodes(world: World, machine: Any) -> None:
+    """Remove a machine's (or VM's) graph node with its harts/vCPUs, memory and devices."""
+    node = getattr(machine, "node_id", None)
     if node is None or node not in world.graph.g:
         return
     g = world.graph.g
-    doomed = [n for n in g.predecessors(node) if g.nodes[n].get("kind") in ("vcpu", "memory", "device")]
+    kinds = ("hart", "vcpu", "memory", "device")
+    doomed = [n for n in g.predecessors(node) if g.nodes[n].get("kind") in kinds]
     for n in [*doomed, node]:
         if n in world.graph.g:
             world.graph.remove(n)

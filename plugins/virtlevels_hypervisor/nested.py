@@ -77,12 +77,8 @@ def create_nested(
         tech = make_technique(inner, quantum=NESTED_QUANTUM)
         inner_vm = made[1].create_vm(tech, ram_size=inner_ram, name="inner")
     except BaseException:
-        if outer_vm is not None:
-            made[0].destroy_vm(outer_vm)
-        for hv in made:  # the hypervisors' graph nodes go too: nothing half-made is left
-            world = hv.world
-            if world is not None and hv.node_id is not None and hv.node_id in world.graph.g:
-                world.graph.remove(hv.node_id)
+        for hv in reversed(made):  # inner first; the hypervisors' graph nodes go too
+            hv.close()
         raise
     return outer_vm, inner_vm
 
@@ -111,17 +107,10 @@ def nested_runner(
 
     def run_guest(image: Image) -> int:
         from virtlevels.machine.board import virt_machine
-        from virtlevels_hypervisor.microbench import MicrobenchError
+        from virtlevels_hypervisor.microbench.runner import run_to_pass
 
         host = virt_machine(profile=profile, ram_size=64 * MIB)
         _outer_vm, inner_vm = create_nested(host, outer=outer, inner=inner, profile=host.cost)
-        inner_vm.load(image)
-        result = inner_vm.run(max_instructions)
-        if result.status != "pass":
-            raise MicrobenchError(
-                f"{image.source}: nested {inner}-in-{outer} run ended {result.status}; "
-                f"console: {result.uart.strip()!r}"
-            )
-        return int(result.cycles)
+        return run_to_pass(inner_vm, image, f"nested {inner}-in-{outer} run", max_instructions)
 
     return run_guest

@@ -151,6 +151,22 @@ class VmStats:
         total = self.guest_instructions()
         return self.direct_instructions / total if total else 0.0
 
+    def state(self) -> dict[str, Any]:
+        """The counters as plain data (for snapshots; :meth:`load_state` reads it back)."""
+        out: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in attrs.fields(VmStats) if f.name not in ("exits", "cycles")
+        }
+        out["exits"] = dict(sorted(self.exits.items()))
+        out["cycles"] = dict(sorted(self.cycles.items()))
+        return out
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        for f in attrs.fields(VmStats):
+            if f.name not in ("exits", "cycles"):
+                setattr(self, f.name, int(state[f.name]))
+        self.exits = Counter({str(k): int(v) for k, v in state["exits"].items()})
+        self.cycles = Counter({str(k): int(v) for k, v in state["cycles"].items()})
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "guest_instructions": self.guest_instructions(),

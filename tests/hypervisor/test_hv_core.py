@@ -114,8 +114,6 @@ def test_destroyed_vm_frames_are_scrubbed_for_the_next_vm() -> None:
     assert b.phys_read(b.ram_base, 6) == bytes(6)  # ...read as zeros
 
 
-
-
 @pytest.mark.parametrize("programs", [["hello"], ["hello", "counter", "counter"], ["fault", "hello"]])
 def test_full_emulation_is_equivalent_to_native(programs: list[str]) -> None:
     image = build_teachos(programs)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from virtlevels_hypervisor.costs import HYPERVISOR_COSTS
 from virtlevels_hypervisor.domain import Domain
+from virtlevels_hypervisor.equivalence import group_lines as by_process
 from virtlevels_hypervisor.hypervisor import Hypervisor
 from virtlevels_hypervisor.migration import migrate
 
@@ -20,13 +21,6 @@ DIRTIER = str(Path(__file__).parent / "data" / "hv_dirtier.S")
 SPEC = {"name": "m", "kernel": {"programs": [DIRTIER, "counter"], "timer_interval": 3000}}
 SOLO = {"name": "m", "kernel": {"programs": [DIRTIER]}}  # stores all the time: every round dirties
 PAGE_COST = HYPERVISOR_COSTS["migrate_page"]
-
-
-def by_process(text: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        out.setdefault(line.split(":")[0], []).append(line)
-    return out
 
 
 def reference(spec: dict = SPEC) -> tuple[str, int | None]:  # type: ignore[type-arg]

@@ -20,7 +20,7 @@ from virtlevels.errors import VirtlevelsError
 
 from .build import BENCHMARKS
 from .runner import COLUMNS, DEFAULT_ITERATIONS, run_columns
-from .table import direction_checks, markdown_table
+from .table import results_doc, table_report
 
 
 def _split(text: str) -> list[str]:
@@ -61,15 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"microbench: error: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        doc = {"profile": args.profile, "iterations": args.iterations,
-               "columns": {c: {n: r.to_dict() for n, r in rows.items()} for c, rows in results.items()}}
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(results_doc(results, args.profile, args.iterations), indent=2))
     elif args.table:
-        print(markdown_table(results, paper=not args.no_paper, raw=args.raw))
-        checks = direction_checks(results)
-        if checks:
-            print()
-            print("\n".join(checks))
+        print(table_report(results, paper=not args.no_paper, raw=args.raw))
     else:
         for col, rows in results.items():
             for name, r in rows.items():

@@ -122,15 +122,20 @@ def run_native(
     max_instructions: int = MAX_INSTRUCTIONS,
 ) -> int:
     """Boot ``image`` on a fresh ``virt_machine()`` and return the run's cycles."""
-    machine = virt_machine(profile=profile)
+    return run_to_pass(virt_machine(profile=profile), image, "native run", max_instructions, engine)
+
+
+def run_to_pass(machine: Any, image: Image, what: str, max_instructions: int, engine: str = "interp") -> int:
+    """Load ``image`` on ``machine`` (bare or a VM), run it, and return the run's cycles; a guest
+    that does not pass raises :class:`MicrobenchError` naming ``what`` ran and its console."""
     machine.load(image)
     result = machine.run(max_instructions, engine=engine)
     if result.status != "pass":
         raise MicrobenchError(
-            f"{image.source}: native run ended {result.status} (exit code {result.exit_code}); "
+            f"{image.source}: {what} ended {result.status} (exit code {result.exit_code}); "
             f"console: {result.uart.strip()!r}"
         )
-    return result.cycles
+    return int(result.cycles)
 
 
 def native_runner(profile: CostModel | str = "default", engine: str = "interp") -> RunGuest:
@@ -166,14 +171,7 @@ def vm_runner(
         if not isinstance(profile, str):
             host.cost = profile
         vm = Hypervisor(host, mode=mode).create_vm(technique, profile=host.cost)
-        vm.load(image)
-        result = vm.run(max_instructions, engine=engine)
-        if result.status != "pass":
-            raise MicrobenchError(
-                f"{image.source}: run under {technique!r} ended {result.status} (exit code "
-                f"{result.exit_code}); console: {result.uart.strip()!r}"
-            )
-        return int(result.cycles)
+        return run_to_pass(vm, image, f"run under {technique!r}", max_instructions, engine)
 
     return run_guest
 

@@ -9,6 +9,7 @@ native, their software VMM (binary translation) and their hardware VMM (first-ge
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -122,3 +123,20 @@ def direction_checks(results: Mapping[str, Mapping[str, BenchResult]]) -> list[s
             verdict = "matches" if ok else "does NOT match"
             out.append(f"- {name}: {col} is {ratio:.2f}x native; the sources say {word} native: {verdict}")
     return out
+
+
+def table_report(
+    results: Mapping[str, Mapping[str, BenchResult]], *, paper: bool = True, raw: bool = False
+) -> str:
+    """The markdown table, then (after a blank line) the direction checks when there are any."""
+    checks = direction_checks(results)
+    table = markdown_table(results, paper=paper, raw=raw)
+    return table + "\n\n" + "\n".join(checks) if checks else table
+
+
+def results_doc(
+    results: Mapping[str, Mapping[str, BenchResult]], profile: str, iterations: int
+) -> dict[str, Any]:
+    """The results as a JSON document: ``{profile, iterations, columns: {column: {bench: ...}}}``."""
+    columns = {c: {n: r.to_dict() for n, r in rows.items()} for c, rows in results.items()}
+    return {"profile": profile, "iterations": iterations, "columns": columns}
