@@ -16,7 +16,14 @@ import attrs
 
 from virtlevels_vnet.filter import Rule
 from virtlevels_vnet.frames import icmp as icmpf
-from virtlevels_vnet.frames.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, checksum, pseudo_header
+from virtlevels_vnet.frames.ipv4 import (
+    IPPROTO_ICMP,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    checksum,
+    pseudo_header,
+    set_addrs,
+)
 
 Tuple = tuple[int, int, int, int, int]  # proto, src, dst, sport, dport
 EPHEMERAL = (32768, 60999)  # net.ipv4.ip_local_port_range default
@@ -52,11 +59,8 @@ def packet_tuple(pkt: bytes) -> Tuple | None:
 
 def rewrite(pkt: bytes, src: int, dst: int, sport: int, dport: int) -> bytes:
     """The packet with new addresses/ports and every checksum recomputed (nf_nat_manip_pkt)."""
-    b = bytearray(pkt)
+    b = set_addrs(pkt, src, dst)
     ihl = (b[0] & 15) * 4
-    struct.pack_into("!II", b, 12, src, dst)
-    b[10:12] = b"\0\0"
-    b[10:12] = checksum(b[:ihl]).to_bytes(2, "big")
     proto = b[9]
     total = (b[2] << 8) | b[3]
     if proto in (IPPROTO_TCP, IPPROTO_UDP):

@@ -22,7 +22,7 @@ from virtlevels_vnet.devices.bridge import Bridge
 from virtlevels_vnet.devices.vlan import VlanDev
 from virtlevels_vnet.filter import Rule
 from virtlevels_vnet.frames.ipv4 import IPPROTO_ICMP, mask, ntoa
-from virtlevels_vnet.nat import reverse
+from virtlevels_vnet.nat import Conn, Conntrack, reverse
 from virtlevels_vnet.route import Route
 
 Tuple5 = tuple[int, int, int, int, int]
@@ -43,14 +43,6 @@ class Packet:
 
     def tuple(self) -> Tuple5:
         return (IPPROTO_ICMP, self.src, self.dst, self.ident, self.ident)
-
-
-@attrs.define(eq=False)
-class _Conn:
-    orig: Tuple5
-    reply: Tuple5
-    seen_reply: bool = False
-    confirmed: bool = False
 
 
 @attrs.frozen
@@ -76,7 +68,8 @@ class _Walk:
     origin: Any  # the sending NetStack
     ident: int
     hops: list[str] = attrs.field(factory=list)
-    ct: dict[int, dict[Tuple5, tuple[_Conn, bool]]] = attrs.field(factory=dict)
+    #: A walk-private conntrack per stack (keyed by id): the walk must not touch the real tables.
+    ct: dict[int, Conntrack] = attrs.field(factory=dict)
     steps: int = 0
     done: bool = False
     hops_last: Any = None
@@ -129,7 +122,7 @@ class _Walk:
             self.hops.append(st.name)
             self.hops_last = st
         state = "NEW"
-        conn: _Conn | None = None
+        conn: Conn | None = None
         is_reply = False
         if st.ct_on:
             conn, is_reply, state = self._ct_pre(st, pkt, dev.name)
@@ -144,7 +137,7 @@ class _Walk:
         else:
             raise _Fail(f"{st.name}: not for {ntoa(pkt.dst)} and does not forward")
 
-    def forward(self, st: Any, dev: Any, pkt: Packet, conn: _Conn | None, is_reply: bool, state: str) -> None:
+    def forward(self, st: Any, dev: Any, pkt: Packet, conn: Conn | None, is_reply: bool, state: str) -> None:
         route = st.routes.lookup(pkt.dst)
         if route is None:
             raise _Fail(f"{st.name}: no route to {ntoa(pkt.dst)} (net unreachable)")
@@ -177,13 +170,12 @@ class _Walk:
         target = v.target if isinstance(v, Rule) else v
         return bool(target == "ACCEPT")
 
-    def _ct_pre(self, st: Any, pkt: Packet, in_if: str | None) -> tuple[_Conn, bool, str]:
+    def _ct_pre(self, st: Any, pkt: Packet, in_if: str | None) -> tuple[Conn, bool, str]:
         """nf_conntrack_in and DNAT (as NetStack._ct_prerouting, for ICMP echo)."""
-        table = self.ct.setdefault(id(st), {})
         t = pkt.tuple()
-        found = table.get(t)
+        found = self._ct(st).lookup(t)
         if found is None:
-            conn = _Conn(t, reverse(t))
+            conn = Conn(t, reverse(t))
             for r in st.ct.dnat:
                 if r.matches(t[0], t[1], t[2], t[3], t[4], in_if, None, "NEW"):
                     to = r.to_addr if r.to_addr is not None else t[2]
@@ -198,7 +190,7 @@ class _Walk:
         pkt.dst = want[2]
         return conn, is_reply, "ESTABLISHED" if conn.seen_reply else "NEW"
 
-    def _ct_post(self, st: Any, pkt: Packet, conn: _Conn, is_reply: bool, out_if: str) -> None:
+    def _ct_post(self, st: Any, pkt: Packet, conn: Conn, is_reply: bool, out_if: str) -> None:
         """SNAT/MASQUERADE for new connections, then the source rewrite (nf_nat_ipv4_out)."""
         t = pkt.tuple()
         if not conn.confirmed:
@@ -213,12 +205,14 @@ class _Walk:
         want = reverse(conn.orig if is_reply else conn.reply)
         pkt.src = want[1]
 
-    def _confirm(self, st: Any, conn: _Conn) -> None:
-        if not conn.confirmed:
-            conn.confirmed = True
-            table = self.ct.setdefault(id(st), {})
-            table[conn.orig] = (conn, False)
-            table[conn.reply] = (conn, True)
+    def _ct(self, st: Any) -> Conntrack:
+        ct = self.ct.get(id(st))
+        if ct is None:
+            ct = self.ct[id(st)] = Conntrack()
+        return ct
+
+    def _confirm(self, st: Any, conn: Conn) -> None:
+        self._ct(st).confirm(conn)
 
 
 # -- L2: where does a frame sent out of a device arrive? ------------------------------------------------

@@ -592,9 +592,10 @@ class NetStack:
 
     def _ct_postrouting(self, pkt: bytes, conn: Conn, is_reply: bool, out_if: str) -> bytes:
         """Source NAT (nf_nat_ipv4_out): new connections consult SNAT/MASQUERADE, then confirm."""
-        t = packet_tuple(pkt)
-        if t is None:
-            return pkt
+        # The packet's tuple comes from the connection, not a re-parse (as nf_nat_packet uses
+        # ct->tuplehash): its own direction's source, and the destination prerouting gave it.
+        cur, other = (conn.reply, conn.orig) if is_reply else (conn.orig, conn.reply)
+        t = (cur[0], cur[1], other[1], cur[3], other[3])
         if not conn.confirmed:
             for r in self.ct.snat:
                 if r.matches(t[0], t[1], t[2], t[3], t[4], None, out_if, "NEW"):
@@ -605,12 +606,10 @@ class NetStack:
                     )
                     if not new_src:
                         break
-                    port = t[3]
+                    port = t[3]  # ICMP keeps its identifier (both "ports" of its tuple)
                     if t[0] != IPPROTO_ICMP:
                         port = self.ct.free_port(t[0], new_src, t[3], conn.reply[1], conn.reply[3])
                     conn.reply = (t[0], conn.reply[1], new_src, conn.reply[3], port)
-                    if t[0] == IPPROTO_ICMP:
-                        conn.reply = (t[0], conn.reply[1], new_src, port, port)
                     break
             self.ct.confirm(conn)
         want = reverse(conn.orig if is_reply else conn.reply)

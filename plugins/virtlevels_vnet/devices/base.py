@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from virtlevels_vnet.context import NetContext
+from virtlevels_vnet.frames.eth import pop_vlan, vlan_id
 
 Tap = Callable[[bytes, str], None]
 
@@ -89,16 +90,26 @@ class NetDev:
         if handler is not None:
             handler(self, frame)
             return
-        if self.vlans and not self.l3 and frame[12] == 0x81 and frame[13] == 0:
-            sub = self.vlans.get(((frame[14] << 8) | frame[15]) & 0xFFF)
-            if sub is not None:
-                sub.deliver(frame[:12] + frame[16:])
-            else:
-                self.rx_dropped += 1
-            return
+        self._demux(frame)
+
+    def _demux(self, frame: bytes) -> None:
+        """Up the stack: to a VLAN subinterface by the tag's VID, else to the owning stack."""
+        if self.vlans and not self.l3:
+            vid = vlan_id(frame)
+            if vid is not None:
+                sub = self.vlans.get(vid)
+                if sub is not None:
+                    sub.deliver(pop_vlan(frame))
+                else:
+                    self.rx_dropped += 1
+                return
         stack = self.stack
         if stack is not None:
-            stack.receive(self, frame)
+            # A TUN device carries bare IP packets: straight to ip_rcv, no Ethernet demux.
+            if self.l3:
+                stack.ip_rcv(self, frame)
+            else:
+                stack.receive(self, frame)
 
     def destroy(self) -> None:
         """Unregister the device (its graph node goes; subclasses also drop their peers)."""

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from virtlevels_vnet.devices.base import NetDev
-from virtlevels_vnet.frames.eth import pop_vlan, push_vlan
+from virtlevels_vnet.frames.eth import pop_vlan, push_vlan, vlan_id
 
 DEFAULT_AGEING_NS = 300 * 1_000_000_000  # br_ageing_time default, 300 s
 
@@ -121,8 +121,9 @@ class Bridge(NetDev):
         vid = 0
         if self.vlan_filtering:
             port = self.ports[dev]
-            if frame[12] == 0x81 and frame[13] == 0:
-                vid = ((frame[14] << 8) | frame[15]) & 0xFFF
+            tag = vlan_id(frame)
+            if tag is not None:
+                vid = tag
                 frame = pop_vlan(frame)
                 if vid == 0:  # priority-tagged: classified to the PVID
                     vid = port.pvid or 0
@@ -173,13 +174,7 @@ class Bridge(NetDev):
         self.rx_bytes += len(frame)
         for tap in self.taps:
             tap(frame, "rx")
-        if self.vlans and frame[12] == 0x81 and frame[13] == 0:
-            sub = self.vlans.get(((frame[14] << 8) | frame[15]) & 0xFFF)
-            if sub is not None:
-                sub.deliver(frame[:12] + frame[16:])
-            return
-        if self.stack is not None:
-            self.stack.receive(self, frame)
+        self._demux(frame)
 
     def _out(self, frame: bytes) -> None:
         # The stack sends through the bridge: ingress on the local port (br_dev_xmit).

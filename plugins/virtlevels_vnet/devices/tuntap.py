@@ -47,14 +47,3 @@ class TapDev(NetDev):
 class TunDev(TapDev):
     kind: str = "tun"
     l3: bool = True
-
-    def deliver(self, frame: bytes) -> None:
-        if not self.up:
-            self.rx_dropped += 1
-            return
-        self.rx_packets += 1
-        self.rx_bytes += len(frame)
-        for tap in self.taps:
-            tap(frame, "rx")
-        if self.stack is not None:
-            self.stack.ip_rcv(self, frame)
